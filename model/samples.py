@@ -1,0 +1,136 @@
+"""Training samples of one closed Head: exact signed distance, surface, near and free points.
+
+Signed distance is negative inside. The head is a union of closed components (skin,
+eyeballs), so its signed distance is the minimum over them: exact outside the union, with the
+right sign everywhere, and inside it a lower bound on the depth only where components overlap.
+Each component's distance is libigl's exact point-triangle distance, signed by the fast
+winding number (robust to the self-touching lips of some expressions, unlike ray parity).
+"""
+import igl
+import numpy as np
+
+from .heads import SKIN
+
+MM = 0.005  # one millimetre in model units
+NEAR_SIGMAS = (1 * MM, 10 * MM)  # near-surface offsets: half the points at each sigma
+FREE_BOUND = 1.0  # free-space points are uniform in [-FREE_BOUND, FREE_BOUND]^3
+_WINDING = igl.SIGNED_DISTANCE_TYPE_FAST_WINDING_NUMBER
+
+
+def signed_distance(head, points):
+    """(N,) float32 signed distance from points (N, 3) to the head's surface."""
+    query = np.ascontiguousarray(points, np.float64)
+    vertices = head.vertices.astype(np.float64)
+    distance = igl.signed_distance(query, vertices, head.skin_faces, _WINDING)[0]
+    # The eyes can only lower the minimum where the distance to their bounding box is smaller.
+    eye_faces = head.eye_faces
+    eye_vertices = vertices[np.unique(eye_faces)]
+    gap = np.maximum(eye_vertices.min(axis=0) - query, query - eye_vertices.max(axis=0))
+    may_change = np.linalg.norm(np.maximum(gap, 0.0), axis=1) < distance
+    if may_change.any():
+        eye_distance = igl.signed_distance(query[may_change], vertices, eye_faces, _WINDING)[0]
+        distance[may_change] = np.minimum(distance[may_change], eye_distance)
+    return distance.astype(np.float32)
+
+
+def sample_outer_surface(head, n, rng):
+    """n area-uniform samples of the union's outer surface: (face index (n,), barycentric (n, 3)).
+
+    Samples of one component that lie inside another (the hidden part of each eyeball, the
+    skin behind it) are rejected, so the samples cover exactly the boundary of the union.
+    """
+    vertices = head.vertices.astype(np.float64)
+    corners = vertices[head.faces]
+    areas = 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
+    cumulative = np.cumsum(areas)
+    kept_faces, kept_bary, n_kept = [], [], 0
+    while n_kept < n:
+        n_draw = int((n - n_kept) * 1.1) + 64
+        faces = np.minimum(np.searchsorted(cumulative, rng.random(n_draw) * cumulative[-1]), len(areas) - 1)
+        bary = _uniform_barycentric(n_draw, rng)
+        points = np.einsum("nk,nkd->nd", bary, corners[faces])
+        outside = ~_inside_other_components(head, vertices, faces, points)
+        kept_faces.append(faces[outside])
+        kept_bary.append(bary[outside])
+        n_kept += int(outside.sum())
+    return np.concatenate(kept_faces)[:n], np.concatenate(kept_bary)[:n]
+
+
+def surface_points(vertices, faces, face_index, barycentric):
+    """(n, 3) float32 positions of (face, barycentric) samples on a mesh with these vertices."""
+    return np.einsum("nk,nkd->nd", barycentric, vertices[faces[face_index]]).astype(np.float32)
+
+
+def face_normals(vertices, faces, face_index):
+    """(n, 3) float32 unit normals of the given faces (the exact gradient of the mesh's distance)."""
+    corners = vertices[faces[face_index]].astype(np.float64)
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    return (normals / np.linalg.norm(normals, axis=1, keepdims=True)).astype(np.float32)
+
+
+def near_points(head, n, rng):
+    """n points around the surface (Gaussian offsets of surface samples), float32 (n, 3)."""
+    face_index, bary = sample_outer_surface(head, n, rng)
+    base = surface_points(head.vertices, head.faces, face_index, bary)
+    sigmas = np.where(np.arange(n) < n // 2, NEAR_SIGMAS[0], NEAR_SIGMAS[1])[:, None]
+    return (base + rng.standard_normal((n, 3)) * sigmas).astype(np.float32)
+
+
+def free_points(n, rng):
+    """n points uniform in the model frame's cube, float32 (n, 3)."""
+    return rng.uniform(-FREE_BOUND, FREE_BOUND, (n, 3)).astype(np.float32)
+
+
+def identity_samples(head, n_surface, n_near, n_free, rng):
+    """Training samples of one neutral head, as a dict of float32 arrays:
+    surface (n_surface, 3), normals (n_surface, 3), near (n_near, 3), near_sdf (n_near,),
+    free (n_free, 3), free_sdf (n_free,)."""
+    face_index, bary = sample_outer_surface(head, n_surface, rng)
+    near = near_points(head, n_near, rng)
+    free = free_points(n_free, rng)
+    sdf = signed_distance(head, np.concatenate([near, free]))
+    return {
+        "surface": surface_points(head.vertices, head.faces, face_index, bary),
+        "normals": face_normals(head.vertices, head.faces, face_index),
+        "near": near, "near_sdf": sdf[:n_near],
+        "free": free, "free_sdf": sdf[n_near:],
+    }
+
+
+def expression_samples(neutral_head, expressed_head, n_surface, n_near, rng):
+    """Samples of an expressed head with dense correspondence to its neutral head, float32:
+    canonical (n_surface, 3) and observed (n_surface, 3) positions of the same surface points
+    (same face and barycentric coordinates) on the neutral and the expressed head;
+    near (n_near, 3) points around the expressed head, near_sdf (n_near,) their signed distance."""
+    face_index, bary = sample_outer_surface(expressed_head, n_surface, rng)
+    near = near_points(expressed_head, n_near, rng)
+    return {
+        "canonical": surface_points(neutral_head.vertices, neutral_head.faces, face_index, bary),
+        "observed": surface_points(expressed_head.vertices, expressed_head.faces, face_index, bary),
+        "near": near,
+        "near_sdf": signed_distance(expressed_head, near),
+    }
+
+
+def _inside_other_components(head, vertices, sample_faces, points):
+    """Whether each sample (on face sample_faces[i]) lies inside a component other than its own.
+
+    Winding numbers of disjoint closed shells add up, so a sample's winding number with
+    respect to the other components is the sum over them."""
+    component = head.face_component[sample_faces]
+    on_skin = component == SKIN
+    winding = np.zeros(len(points))
+    winding[on_skin] = igl.fast_winding_number(vertices, head.eye_faces, points[on_skin])
+    winding[~on_skin] = igl.fast_winding_number(vertices, head.skin_faces, points[~on_skin])
+    for shell in np.unique(component[~on_skin]):
+        on_shell = component == shell
+        other_shells = head.faces[(head.face_component != SKIN) & (head.face_component != shell)]
+        winding[on_shell] += igl.fast_winding_number(vertices, other_shells, points[on_shell])
+    return winding > 0.5
+
+
+def _uniform_barycentric(n, rng):
+    """n barycentric coordinates uniform over a triangle."""
+    r1, r2 = rng.random(n), rng.random(n)
+    s = np.sqrt(r1)
+    return np.stack([1.0 - s, s * (1.0 - r2), s * r2], axis=1)

@@ -21,16 +21,28 @@ def signed_distance(head, points):
     """(N,) float32 signed distance from points (N, 3) to the head's surface."""
     query = np.ascontiguousarray(points, np.float64)
     vertices = head.vertices.astype(np.float64)
-    distance = igl.signed_distance(query, vertices, head.skin_faces, _WINDING)[0]
-    # The eyes can only lower the minimum where the distance to their bounding box is smaller.
+    distance = _signed_distance_to(query, vertices, head.skin_faces)
+    # The eyes' signed distance is at least the distance to their bounding box, so they can
+    # only lower the minimum inside that box or where the box is nearer than the skin.
     eye_faces = head.eye_faces
     eye_vertices = vertices[np.unique(eye_faces)]
     gap = np.maximum(eye_vertices.min(axis=0) - query, query - eye_vertices.max(axis=0))
-    may_change = np.linalg.norm(np.maximum(gap, 0.0), axis=1) < distance
+    may_change = np.linalg.norm(np.maximum(gap, 0.0), axis=1) <= np.maximum(distance, 0.0)
     if may_change.any():
-        eye_distance = igl.signed_distance(query[may_change], vertices, eye_faces, _WINDING)[0]
+        eye_distance = _signed_distance_to(query[may_change], vertices, eye_faces)
         distance[may_change] = np.minimum(distance[may_change], eye_distance)
     return distance.astype(np.float32)
+
+
+def _signed_distance_to(query, vertices, faces):
+    """Exact distance to the closest point, signed by the fast winding number.
+
+    libigl 2.6 scales the distance by (1 - 2 w) in this mode instead of taking only the sign,
+    which is off by the winding number's approximation error (measured 0.3 % near a box), so
+    the distance is recomputed from the closest point."""
+    signed, _, closest, _ = igl.signed_distance(query, vertices, faces, _WINDING)
+    distance = np.linalg.norm(query - closest, axis=1)
+    return np.where(signed < 0, -distance, distance)
 
 
 def sample_outer_surface(head, n, rng):
@@ -115,18 +127,23 @@ def expression_samples(neutral_head, expressed_head, n_surface, n_near, rng):
 def _inside_other_components(head, vertices, sample_faces, points):
     """Whether each sample (on face sample_faces[i]) lies inside a component other than its own.
 
-    Winding numbers of disjoint closed shells add up, so a sample's winding number with
-    respect to the other components is the sum over them."""
+    The winding number of several closed shells is the sum of theirs, 0 or 1 each."""
     component = head.face_component[sample_faces]
     on_skin = component == SKIN
     winding = np.zeros(len(points))
-    winding[on_skin] = igl.fast_winding_number(vertices, head.eye_faces, points[on_skin])
-    winding[~on_skin] = igl.fast_winding_number(vertices, head.skin_faces, points[~on_skin])
+    winding[on_skin] = _winding_number(vertices, head.eye_faces, points[on_skin])
+    winding[~on_skin] = _winding_number(vertices, head.skin_faces, points[~on_skin])
     for shell in np.unique(component[~on_skin]):
         on_shell = component == shell
         other_shells = head.faces[(head.face_component != SKIN) & (head.face_component != shell)]
-        winding[on_shell] += igl.fast_winding_number(vertices, other_shells, points[on_shell])
+        winding[on_shell] += _winding_number(vertices, other_shells, points[on_shell])
     return winding > 0.5
+
+
+def _winding_number(vertices, faces, points):
+    if len(faces) == 0 or len(points) == 0:  # libigl crashes on empty input
+        return np.zeros(len(points))
+    return igl.fast_winding_number(vertices, faces, points)
 
 
 def _uniform_barycentric(n, rng):

@@ -1,0 +1,194 @@
+"""Build the installable extension: one zip for one platform, with the weights and the wheels.
+
+    python build.py [--platform linux-x64] [--weights weights/imhead.npz] [--output-dir dist]
+
+Blender's own extension builder (blender_ext.py, shipped inside the bpy package) does the
+packing and the validation. A stock Blender has numpy but neither torch nor scikit-image: the
+zip carries them as cp311 wheels for its platform (the manifest's `wheels`), which Blender
+unpacks itself when the extension is installed, with no network.
+
+Steps: the files the manifest's [build] section admits are packed once and unpacked into a
+staging folder; the weights, the platform's wheels and a manifest naming them are added; the
+staging folder is built into the final zip, which is then validated. Wheels are downloaded
+once per platform into .cache/wheels/<platform>/ (the machine's own platform offline here,
+from pip's local wheel folders).
+"""
+import argparse
+import importlib.util
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+MANIFEST = "blender_manifest.toml"
+DEFAULT_WEIGHTS = ROOT / "weights" / "imhead.npz"
+CACHE_DIR = ROOT / ".cache"
+
+# What model/ needs at run time beyond a stock Blender's Python (3.11 with numpy): measured as the
+# smallest set with which `import torch` and `from skimage.measure import marching_cubes` work in
+# a Python that has only bpy (README, "Dependencies"). scipy 1.13 is the newest release that still
+# accepts numpy 1.24, as Blender 4.2 may ship; it runs with numpy 1.26 too.
+PYTHON_VERSION = "3.11"
+TORCH_VERSION = "2.13.0"
+WHEELS = ("typing_extensions==4.16.0", "scikit-image==0.26.0", "lazy_loader==0.6", "scipy==1.13.1")
+
+# Blender platform -> (pip platform tags, torch release). PyPI's Linux torch is a CUDA build of
+# several GB; the CPU build (a local "+cpu" release) is named exactly so pip never substitutes it.
+PLATFORMS = {
+    "linux-x64": (("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"), f"{TORCH_VERSION}+cpu"),
+    "windows-x64": (("win_amd64",), TORCH_VERSION),
+    "macos-arm64": (("macosx_12_0_arm64",), TORCH_VERSION),
+}
+
+
+class BuildError(Exception):
+    """A build step failed; the message says which and why."""
+
+
+def this_platform():
+    """The Blender platform name of this machine (as blender_ext names it)."""
+    machine = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64"}.get(platform.machine().lower(), platform.machine().lower())
+    system = {"darwin": "macos"}.get(platform.system().lower(), platform.system().lower())
+    return f"{system}-{machine}"
+
+
+def blender_ext_cli():
+    """Path of Blender's extension command line tool inside the installed bpy package."""
+    spec = importlib.util.find_spec("bpy")
+    if spec is None or spec.origin is None:
+        raise BuildError(f"bpy is not installed for {sys.executable}: run scripts/setup_venv.sh, then use .venv/bin/python")
+    found = sorted(Path(spec.origin).parent.glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
+    if not found:
+        raise BuildError(f"blender_ext.py not found in the bpy package at {Path(spec.origin).parent}")
+    return found[-1]
+
+
+def run_blender_ext(*args):
+    """Run blender_ext.py; raises BuildError with its output when it fails."""
+    result = subprocess.run([sys.executable, str(blender_ext_cli()), *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BuildError(f"blender_ext {args[0]} failed:\n{result.stdout}{result.stderr}")
+    return result.stdout
+
+
+def validate(path):
+    """Validate an extension zip or source folder with Blender's own rules; raises BuildError."""
+    run_blender_ext("validate", str(path))
+
+
+def platform_requirements(blender_platform):
+    _, torch_release = PLATFORMS[blender_platform]
+    return [f"torch=={torch_release}", *WHEELS]
+
+
+def fetch_wheels(blender_platform, cache_dir=CACHE_DIR):
+    """The platform's wheels, downloaded once into the cache (again when the list above changes)."""
+    if blender_platform not in PLATFORMS:
+        raise BuildError(f"unknown platform {blender_platform!r}; known: {', '.join(PLATFORMS)}")
+    pip_platforms, _ = PLATFORMS[blender_platform]
+    requirements = platform_requirements(blender_platform)
+    wheel_dir = Path(cache_dir) / "wheels" / blender_platform
+    stamp = wheel_dir / "requirements.txt"
+    if stamp.is_file() and stamp.read_text().split() == requirements:
+        return sorted(wheel_dir.glob("*.whl"))
+    shutil.rmtree(wheel_dir, ignore_errors=True)
+    wheel_dir.mkdir(parents=True)
+    command = [
+        sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+        "--python-version", PYTHON_VERSION, "--implementation", "cp",
+        "--abi", "cp" + PYTHON_VERSION.replace(".", ""), "--abi", "abi3", "--abi", "none",
+        *[arg for tag in pip_platforms for arg in ("--platform", tag)],
+        "--dest", str(wheel_dir), *requirements,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BuildError(
+            f"could not get the {blender_platform} wheels ({' '.join(requirements)}):\n{result.stderr}"
+        )
+    stamp.write_text("\n".join(requirements) + "\n")
+    return sorted(wheel_dir.glob("*.whl"))
+
+
+def manifest_for_platform(manifest_text, blender_platform, wheel_names):
+    """The source manifest with `platforms` and `wheels` for one platform added as top-level keys."""
+    generated = (
+        f'platforms = ["{blender_platform}"]\n'
+        "wheels = [\n" + "".join(f'    "./wheels/{name}",\n' for name in wheel_names) + "]\n\n"
+    )
+    # Top-level keys must come before the first table ("[permissions]", "[build]", ...).
+    head, table, tail = manifest_text.partition("\n[")
+    text = head + "\n\n" + generated + table.lstrip("\n") + tail
+    parsed = tomllib.loads(text)
+    assert parsed["platforms"] == [blender_platform] and len(parsed["wheels"]) == len(wheel_names)
+    return text
+
+
+def link_or_copy(source, target):
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def build(blender_platform, weights=DEFAULT_WEIGHTS, output_dir=ROOT / "dist", cache_dir=CACHE_DIR):
+    """Build and validate the extension zip for `blender_platform`; returns its path."""
+    weights = Path(weights)
+    if not weights.is_file():
+        raise BuildError(
+            f"no model file at {weights}: train the model first (README, 'Training') "
+            "or name another model file with --weights PATH"
+        )
+    wheels = fetch_wheels(blender_platform, cache_dir)
+    version = tomllib.loads((ROOT / MANIFEST).read_text())["version"]
+
+    stage_root = Path(cache_dir) / "build" / blender_platform
+    shutil.rmtree(stage_root, ignore_errors=True)
+    stage = stage_root / "imhead"
+    stage.mkdir(parents=True)
+    sources_zip = stage_root / "sources.zip"
+    run_blender_ext("build", "--source-dir", str(ROOT), "--output-filepath", str(sources_zip))
+    with zipfile.ZipFile(sources_zip) as archive:
+        archive.extractall(stage)
+
+    (stage / "weights").mkdir(exist_ok=True)
+    shutil.copyfile(weights, stage / "weights" / "imhead.npz")
+    (stage / "wheels").mkdir()
+    for wheel in wheels:
+        link_or_copy(wheel, stage / "wheels" / wheel.name)
+    (stage / MANIFEST).write_text(
+        manifest_for_platform((ROOT / MANIFEST).read_text(), blender_platform, [w.name for w in wheels])
+    )
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    package = output_dir / f"imhead-{version}-{blender_platform}.zip"
+    run_blender_ext("build", "--source-dir", str(stage), "--output-filepath", str(package))
+    validate(package)
+    shutil.rmtree(stage_root)
+    return package
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--platform", default=this_platform(), choices=sorted(PLATFORMS),
+                        help="the Blender platform to build for (default: this machine's)")
+    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS),
+                        help="the model file to bundle (default: weights/imhead.npz)")
+    parser.add_argument("--output-dir", default=str(ROOT / "dist"), help="where the zip goes (default: dist/)")
+    args = parser.parse_args(argv)
+    try:
+        package = build(args.platform, args.weights, args.output_dir)
+    except BuildError as error:
+        print(f"build.py: {error}", file=sys.stderr)
+        return 1
+    print(f"{package} ({package.stat().st_size / 1e6:.0f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

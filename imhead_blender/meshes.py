@@ -1,0 +1,21 @@
+"""Meshes from the model's surfaces, written in bulk (never one vertex at a time)."""
+import bpy
+import numpy as np
+
+from ..model.frame import model_to_blender
+
+
+def mesh_from_surface(name, surface):
+    """A new smooth-shaded mesh datablock from a SurfaceMesh (model frame) in head-object space."""
+    vertices = model_to_blender(surface.vertices)
+    corners = np.ascontiguousarray(surface.faces, dtype=np.int32).ravel()
+    mesh = bpy.data.meshes.new(name)
+    mesh.vertices.add(len(vertices))
+    mesh.vertices.foreach_set("co", vertices.ravel())
+    mesh.loops.add(len(corners))
+    mesh.loops.foreach_set("vertex_index", corners)
+    mesh.polygons.add(len(corners) // 3)
+    mesh.polygons.foreach_set("loop_start", np.arange(0, len(corners), 3, dtype=np.int32))
+    mesh.update(calc_edges=True)
+    mesh.shade_smooth()
+    return mesh

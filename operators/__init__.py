@@ -1,0 +1,28 @@
+"""The add-on's operators, PropertyGroups and preferences."""
+import bpy
+from bpy.props import PointerProperty
+
+from .generate import IMHEAD_OT_generate, IMHEAD_OT_random_head
+from .preferences import ImHeadPreferences
+from .properties import ImHeadObjectState, ImHeadSceneSettings
+
+classes = (
+    ImHeadPreferences,
+    ImHeadObjectState,
+    ImHeadSceneSettings,
+    IMHEAD_OT_generate,
+    IMHEAD_OT_random_head,
+)
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
+
+
+def register():
+    _register_classes()
+    bpy.types.Object.imhead = PointerProperty(type=ImHeadObjectState)
+    bpy.types.Scene.imhead = PointerProperty(type=ImHeadSceneSettings)
+
+
+def unregister():
+    del bpy.types.Scene.imhead
+    del bpy.types.Object.imhead
+    _unregister_classes()

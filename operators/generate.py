@@ -1,0 +1,65 @@
+"""Adding heads: a chosen one (seed and variation) or a random one."""
+import random
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
+
+from .. import imhead_blender
+from .preferences import addon_preferences, resolution_of
+from .properties import RESOLUTION_ITEMS, SEED_DESCRIPTION, VARIATION_DESCRIPTION
+
+
+class IMHEAD_OT_generate(bpy.types.Operator):
+    """Add a head made by the imHead model at the 3D cursor (variation 0: the mean head)"""
+    bl_idname = "imhead.generate"
+    bl_label = "Generate Head"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    seed: IntProperty(name="Seed", min=0, description=SEED_DESCRIPTION)
+    variation: FloatProperty(name="Variation", default=1.0, min=0.0, max=2.0, description=VARIATION_DESCRIPTION)
+    resolution: EnumProperty(name="Resolution", items=RESOLUTION_ITEMS, default='PREVIEW')
+    replace: BoolProperty(
+        name="Replace Active Head",
+        description="Give the active imHead head this shape instead of adding a new head",
+    )
+
+    @classmethod
+    def poll(cls, context):
+        if context.mode != 'OBJECT':
+            cls.poll_message_set("Heads are added in Object Mode")
+            return False
+        return True
+
+    def execute(self, context):
+        settings = {
+            "model_path": addon_preferences(context).model_path,
+            "seed": self.seed,
+            "variation": self.variation,
+            "resolution": resolution_of(context, self.resolution),
+            "replace": self.replace,
+        }
+        window_manager = context.window_manager
+        window_manager.progress_begin(0.0, 1.0)
+        try:
+            head = imhead_blender.generate_head(context, settings, progress=window_manager.progress_update)
+        except imhead_blender.ImHeadError as error:
+            self.report({'ERROR'}, str(error))
+            return {'CANCELLED'}
+        finally:
+            window_manager.progress_end()
+        self.report({'INFO'}, f"Added {head.name} (seed {self.seed}, variation {self.variation:.2f})")
+        return {'FINISHED'}
+
+
+class IMHEAD_OT_random_head(IMHEAD_OT_generate):
+    """Add a random head at the 3D cursor: a new seed, which the sidebar then shows"""
+    bl_idname = "imhead.random_head"
+    bl_label = "Random Head"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    def execute(self, context):
+        # Drawn once, so that redoing (F9) with another variation keeps the same head.
+        if not self.properties.is_property_set("seed"):
+            self.seed = random.randrange(1 << 20)
+        context.scene.imhead.seed = self.seed
+        return super().execute(context)

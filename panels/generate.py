@@ -1,0 +1,63 @@
+"""Panels for making heads and seeing where the active head came from."""
+import bpy
+
+from ..imhead_blender import is_head
+from ..operators.generate import IMHEAD_OT_generate, IMHEAD_OT_random_head
+
+
+class _SidebarPanel:
+    bl_space_type = 'VIEW_3D'
+    bl_region_type = 'UI'
+    bl_category = "imHead"
+
+
+class IMHEAD_PT_generate(_SidebarPanel, bpy.types.Panel):
+    bl_label = "New Head"
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        settings = context.scene.imhead
+        layout.prop(settings, "seed")
+        layout.prop(settings, "variation", slider=True)
+        layout.prop(settings, "resolution", expand=True)
+
+        generate = layout.operator(IMHEAD_OT_generate.bl_idname, icon='USER')
+        generate.seed = settings.seed
+        generate.variation = settings.variation
+        generate.resolution = settings.resolution
+        row = layout.row(align=True)
+        random_head = row.operator(IMHEAD_OT_random_head.bl_idname, icon='FILE_REFRESH')
+        random_head.variation = settings.variation
+        random_head.resolution = settings.resolution
+        mean_head = row.operator(IMHEAD_OT_generate.bl_idname, text="Mean Head")
+        mean_head.variation = 0.0
+        mean_head.resolution = settings.resolution
+
+
+class IMHEAD_PT_active_head(_SidebarPanel, bpy.types.Panel):
+    bl_label = "Active Head"
+
+    @classmethod
+    def poll(cls, context):
+        return is_head(context.active_object)
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        state = context.active_object.imhead
+        column = layout.column()
+        column.enabled = False
+        column.prop(state, "seed")
+        column.prop(state, "variation")
+        column.prop(state, "resolution")
+        column.prop(state, "model_hash")
+
+        settings = context.scene.imhead
+        regenerate = layout.operator(IMHEAD_OT_generate.bl_idname, text="Replace With Sidebar Settings")
+        regenerate.seed = settings.seed
+        regenerate.variation = settings.variation
+        regenerate.resolution = settings.resolution
+        regenerate.replace = True

@@ -1,0 +1,364 @@
+"""Surfaces from signed distance fields: coarse-to-fine extraction, the dense baseline, mesh checks,
+and OBJ/PLY files.
+
+Both extractors sample the same lattice (`_Grid`) and run the same marching cubes on it, so at one
+resolution they give the same mesh. The coarse-to-fine one evaluates the field only where the surface
+can be: a point's sign is certified without evaluating it when a neighbour with known value v lies at
+distance d < |v| / lipschitz (the field changes by at most lipschitz per unit length). Every other point
+is evaluated, and at the finest level so is every corner of a cell the surface crosses, so marching
+cubes sees exactly the values the dense grid would have there.
+
+A field is `sdf_fn(points)`: a torch tensor (N, 3) float32 -> (N,) signed distances, negative inside.
+Meshes come out in the field's frame, faces wound so that their normals point outward.
+"""
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components as graph_components
+from skimage.measure import marching_cubes
+
+# A learned field is only roughly 1-Lipschitz; certifying signs with this factor kept the coarse-to-fine
+# mesh equal to the dense one on every field measured (bench/README.md, "Lipschitz factor").
+DEFAULT_LIPSCHITZ = 1.5
+# Points per sdf_fn call: large enough for efficient matmuls on 2 cores, small enough that progress
+# (and with it cancelling) comes several times a second.
+DEFAULT_BATCH_SIZE = 16384
+# The coarsest level has at least this many cells along the longest side; it is evaluated everywhere.
+COARSEST_CELLS = 8
+# Values closer to zero than this share of a voxel are pushed off zero (zero counts as outside). On an
+# exact zero marching cubes puts several vertices on one grid point, which gives zero-area faces.
+ZERO_SNAP = 1e-3
+
+# The seven sublattices a level adds to its parent: offset 1 on an axis means halfway between parents.
+_NEW_OFFSETS = [o for o in itertools.product((0, 1), repeat=3) if any(o)]
+
+
+@dataclass
+class SurfaceMesh:
+    vertices: np.ndarray  # (V, 3) float32, in the field's frame
+    faces: np.ndarray     # (F, 3) int32, counter-clockwise seen from outside
+    normals: np.ndarray   # (V, 3) float32, unit, area-weighted over the adjacent faces
+
+
+class _Grid:
+    """The lattice both extractors sample: cubic voxels, `resolution` cells along the longest side of
+    the box, the other sides rounded up to whole cells, centred on the box."""
+
+    def __init__(self, resolution, bounds):
+        lo, hi = (np.asarray(b, dtype=np.float64).reshape(3) for b in bounds)
+        if int(resolution) < 2:
+            raise ValueError(f"resolution must be at least 2, got {resolution}")
+        if not np.all(hi > lo):
+            raise ValueError(f"bounds must have lo < hi on every axis, got {lo} and {hi}")
+        self.voxel = float((hi - lo).max()) / int(resolution)
+        self.cells = np.maximum(1, np.ceil((hi - lo) / self.voxel - 1e-6)).astype(np.int64)
+        self.origin = (lo + hi) / 2 - self.cells * self.voxel / 2
+
+    def points(self, index):
+        """Integer lattice indices (N, 3) -> positions (N, 3) float32."""
+        return (self.origin + index * self.voxel).astype(np.float32)
+
+
+class _FieldSampler:
+    """Evaluates the field at lattice indices in batches, counting points and reporting progress."""
+
+    def __init__(self, sdf_fn, grid, batch_size, progress):
+        self.sdf_fn = sdf_fn
+        self.grid = grid
+        self.batch_size = int(batch_size)
+        self.progress = progress
+        self.evaluated = 0
+        self.span = (0.0, 1.0)  # the share of the whole job this call's points stand for
+
+    def __call__(self, index):
+        values = np.empty(len(index), dtype=np.float32)
+        start_fraction, end_fraction = self.span
+        with torch.no_grad():
+            for start in range(0, len(index), self.batch_size):
+                stop = min(start + self.batch_size, len(index))
+                points = torch.from_numpy(self.grid.points(index[start:stop]))
+                out = self.sdf_fn(points)
+                values[start:stop] = out.detach().reshape(-1).to(device="cpu", dtype=torch.float32).numpy()
+                self.evaluated += stop - start
+                if self.progress is not None:
+                    self.progress(start_fraction + (end_fraction - start_fraction) * stop / len(index))
+        snap = ZERO_SNAP * self.grid.voxel
+        small = np.abs(values) < snap
+        values[small] = np.where(values[small] < 0, -snap, snap)
+        return values
+
+
+def extract_surface(sdf_fn, resolution, bounds, *, lipschitz=DEFAULT_LIPSCHITZ,
+                    batch_size=DEFAULT_BATCH_SIZE, progress=None):
+    """The zero level set of `sdf_fn` inside `bounds` = (lo (3,), hi (3,)), with `resolution` cells
+    along the longest side, evaluating the field only near the surface.
+
+    Gives the mesh `extract_surface_dense` gives at the same resolution wherever the field changes by
+    at most `lipschitz` per unit length. `progress(fraction)` is called now and then; an exception
+    raised in it propagates (that is how callers cancel). No crossing in the box: an empty mesh.
+    """
+    mesh, _ = _extract_surface_counted(sdf_fn, resolution, bounds, lipschitz, batch_size, progress)
+    return mesh
+
+
+def extract_surface_dense(sdf_fn, resolution, bounds, *, batch_size=DEFAULT_BATCH_SIZE, progress=None):
+    """The baseline (as in DeepSDF and NPHM): evaluate every lattice point, then marching cubes."""
+    mesh, _ = _extract_surface_dense_counted(sdf_fn, resolution, bounds, batch_size, progress)
+    return mesh
+
+
+def _extract_surface_counted(sdf_fn, resolution, bounds, lipschitz, batch_size, progress):
+    """extract_surface, also returning how many points went through sdf_fn."""
+    grid = _Grid(resolution, bounds)
+    sampler = _FieldSampler(sdf_fn, grid, batch_size, progress)
+    levels = max(0, int(math.floor(math.log2(int(resolution) / COARSEST_CELLS))))
+    stride = 2 ** levels
+    coarse_cells = -(-grid.cells // stride)
+    # Level l costs about 4^l evaluations (a surface band at twice the resolution); the last share
+    # is marching cubes.
+    weights = np.array([4.0 ** level for level in range(levels + 1)] + [4.0 ** levels / 4])
+    ends = np.cumsum(weights) / weights.sum()
+
+    sampler.span = (0.0, ends[0])
+    index = np.stack(np.meshgrid(*(np.arange(c + 1) for c in coarse_cells), indexing="ij"), axis=-1)
+    values = sampler(index.reshape(-1, 3) * stride).reshape(tuple(coarse_cells + 1))
+    exact = np.ones(values.shape, dtype=bool)
+    active = np.ones(tuple(coarse_cells), dtype=bool)
+    for level in range(1, levels + 1):
+        stride //= 2
+        sampler.span = (ends[level - 1], ends[level])
+        values, exact, active = _refine(values, exact, active, stride, lipschitz, sampler)
+        if level < levels:
+            active = active.repeat(2, axis=0).repeat(2, axis=1).repeat(2, axis=2)  # their eight children
+
+    crop = tuple(slice(0, c + 1) for c in grid.cells)
+    values, exact = np.ascontiguousarray(values[crop]), np.ascontiguousarray(exact[crop])
+    sampler.span = (ends[-2], ends[-2])
+    corners = _complete_crossed_cells(values, exact, sampler)
+    mesh = _mesh_from_lattice(values, grid, corners)
+    if progress is not None:
+        progress(1.0)
+    return mesh, sampler.evaluated
+
+
+def _extract_surface_dense_counted(sdf_fn, resolution, bounds, batch_size, progress):
+    """extract_surface_dense, also returning how many points went through sdf_fn."""
+    grid = _Grid(resolution, bounds)
+    sampler = _FieldSampler(sdf_fn, grid, batch_size, progress)
+    shape = tuple(grid.cells + 1)
+    values = np.empty(shape, dtype=np.float32)
+    flat_values = values.reshape(-1)
+    chunk = 16 * sampler.batch_size  # a chunk at a time keeps the index arrays small
+    for start in range(0, len(flat_values), chunk):
+        stop = min(start + chunk, len(flat_values))
+        sampler.span = (0.95 * start / len(flat_values), 0.95 * stop / len(flat_values))
+        flat_values[start:stop] = sampler(np.stack(np.unravel_index(np.arange(start, stop), shape), axis=-1))
+    mesh = _mesh_from_lattice(values, grid, None)
+    if progress is not None:
+        progress(1.0)
+    return mesh, sampler.evaluated
+
+
+def _refine(coarse, coarse_exact, active, stride, lipschitz, sampler):
+    """One level finer: values and exact on the lattice with half the spacing, and which of the
+    active coarse cells may hold the surface.
+
+    values: signed distances where evaluated (exact), proven signed lower bounds of them on and near
+    the surface, and elsewhere only the right sign. A cell
+    can hold it unless all its corners lie farther than lipschitz * half its diagonal from zero, on one
+    side; then nothing inside it is looked at again, and its new points copy its lower corner's value
+    for the sign. In active cells the new points are certified from their nearest neighbours (first
+    edge midpoints from the corners, then face centres from edge midpoints and corners, then cell
+    centres from face centres and corners) or else evaluated.
+    """
+    spacing = stride * sampler.grid.voxel
+    shape = tuple(2 * n - 1 for n in coarse.shape)
+    values = np.empty(shape, dtype=np.float32)
+    exact = np.zeros(shape, dtype=bool)
+    values[::2, ::2, ::2] = coarse
+    exact[::2, ::2, ::2] = coarse_exact
+    for offset in _NEW_OFFSETS:
+        values[tuple(slice(o, None, 2) for o in offset)] = coarse[tuple(slice(0, n - o) for n, o in zip(coarse.shape, offset))]
+
+    uncertain = _uncertain_cells(coarse, lipschitz * spacing * math.sqrt(3)) & active
+    flat_values = values.reshape(-1)
+    steps = np.array(values.strides) // values.itemsize
+    span_start, span_end = sampler.span
+    for order in (1, 2, 3):
+        pending = []
+        for offset in (o for o in _NEW_OFFSETS if sum(o) == order):
+            position = np.stack(np.nonzero(_touching(uncertain, offset)), axis=-1) * 2 + offset
+            flat = position @ steps
+            axes = [a for a in range(3) if offset[a]]
+            near = [flat + sign * steps[a] for a in axes for sign in (-1, 1)]
+            far = [flat + sum(signs[i] * steps[a] for i, a in enumerate(axes))
+                   for signs in itertools.product((-1, 1), repeat=order)] if order > 1 else []
+            above, below = _bounds(flat_values, near, lipschitz * spacing)
+            if far:
+                far_above, far_below = _bounds(flat_values, far, lipschitz * spacing * math.sqrt(order))
+                above, below = np.maximum(above, far_above), np.maximum(below, far_below)
+            # Certified: exactly one sign is proven. Both (a field steeper than lipschitz) or neither:
+            # evaluate.
+            certified = (above > 0) != (below > 0)
+            flat_values[flat[certified]] = np.where(above[certified] > 0, above[certified], -below[certified])
+            pending.append(position[~certified])
+        position = np.concatenate(pending)
+        sampler.span = (span_start + (span_end - span_start) * (order - 1) / 3,
+                        span_start + (span_end - span_start) * order / 3)
+        values[tuple(position.T)] = sampler(position * stride)
+        exact[tuple(position.T)] = True
+    return values, exact, uncertain
+
+
+def _uncertain_cells(values, reach):
+    """Cells whose corners do not all lie farther than `reach` from zero on one side."""
+    low, high = values, values
+    for axis in range(3):
+        head = [slice(None)] * 3
+        tail = [slice(None)] * 3
+        head[axis], tail[axis] = slice(0, -1), slice(1, None)
+        low = np.minimum(low[tuple(head)], low[tuple(tail)])
+        high = np.maximum(high[tuple(head)], high[tuple(tail)])
+    return (low <= reach) & (high >= -reach)
+
+
+def _touching(cells, offset):
+    """For the points of one new sublattice (indexed by their lower parent), whether a marked cell
+    contains them: along an axis with offset 1 the point is inside one cell, along the others it
+    lies between two."""
+    padded = np.pad(cells, [(0, 0) if o else (1, 1) for o in offset])
+    shape = [n if o else n + 1 for n, o in zip(cells.shape, offset)]
+    out = np.zeros(shape, dtype=bool)
+    for shift in itertools.product(*[(0,) if o else (0, 1) for o in offset]):
+        out |= padded[tuple(slice(s, s + n) for s, n in zip(shift, shape))]
+    return out
+
+
+def _bounds(flat_values, neighbours, reach):
+    """Proven lower bounds of the field (above) and of minus the field (below) at points whose
+    neighbours, all at one distance, are listed; a bound <= 0 proves nothing."""
+    gathered = [flat_values[n] for n in neighbours]
+    return np.maximum.reduce(gathered) - reach, -np.minimum.reduce(gathered) - reach
+
+
+def _crossed_cells(values):
+    """Cells with corners of both signs (the ones marching cubes triangulates)."""
+    count = (values > 0).astype(np.uint8)
+    for axis in range(3):
+        head = [slice(None)] * 3
+        tail = [slice(None)] * 3
+        head[axis], tail[axis] = slice(0, -1), slice(1, None)
+        count = count[tuple(head)] + count[tuple(tail)]
+    return (count > 0) & (count < 8)
+
+
+def _cell_corners(cells):
+    """Lattice points that are a corner of at least one of the given cells."""
+    corners = np.pad(cells, 1)
+    for axis in range(3):
+        head = [slice(None)] * 3
+        tail = [slice(None)] * 3
+        head[axis], tail[axis] = slice(0, -1), slice(1, None)
+        corners = corners[tuple(head)] | corners[tuple(tail)]
+    return corners
+
+
+def _complete_crossed_cells(values, exact, sampler):
+    """Evaluates the corners of crossed cells that only have a certified sign; returns the mask of
+    all such corners. Repeats if an evaluation turned a sign (a field steeper than assumed), since
+    that changes which cells are crossed."""
+    while True:
+        corners = _cell_corners(_crossed_cells(values))
+        missing = np.stack(np.nonzero(corners & ~exact), axis=-1)
+        if len(missing) == 0:
+            return corners
+        index = tuple(missing.T)
+        before = values[index] > 0
+        values[index] = sampler(missing)
+        exact[index] = True
+        if np.array_equal(values[index] > 0, before):
+            return corners
+
+
+def _mesh_from_lattice(values, grid, corners):
+    """Marching cubes on the lattice values (on the cells whose corners are all in `corners`, or on
+    all cells), in the field's frame, with outward normals."""
+    if not (values.min() < 0 < values.max()):
+        return SurfaceMesh(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32), np.zeros((0, 3), np.float32))
+    # skimage's "descent" winds faces counter-clockwise seen from where the values are larger: from
+    # outside, for a field negative inside.
+    index_vertices, faces, _, _ = marching_cubes(values, 0.0, gradient_direction="descent", mask=corners)
+    vertices = (grid.origin + index_vertices * grid.voxel).astype(np.float32)
+    faces = faces.astype(np.int32)
+    return SurfaceMesh(vertices, faces, vertex_normals(vertices, faces))
+
+
+def vertex_normals(vertices, faces):
+    """Unit vertex normals, the adjacent faces' normals weighted by their areas."""
+    corners = vertices[faces].astype(np.float64)
+    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])  # 2 * area
+    normals = np.stack([np.bincount(faces.reshape(-1), weights=np.repeat(face_normals[:, axis], 3),
+                                    minlength=len(vertices)) for axis in range(3)], axis=-1)
+    length = np.linalg.norm(normals, axis=-1, keepdims=True)
+    return (normals / np.where(length > 0, length, 1.0)).astype(np.float32)
+
+
+def connected_components(mesh):
+    """The number of pieces: sets of faces connected through shared vertices."""
+    if len(mesh.faces) == 0:
+        return 0
+    used = np.unique(mesh.faces)
+    rows = mesh.faces.reshape(-1)
+    cols = np.roll(mesh.faces, 1, axis=1).reshape(-1)
+    graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(len(mesh.vertices),) * 2)
+    _, labels = graph_components(graph, directed=False)
+    return len(np.unique(labels[used]))
+
+
+def _edge_keys(faces):
+    """Each face's three undirected edges as one int64 key (smaller vertex index first)."""
+    a = faces.reshape(-1).astype(np.int64)
+    b = np.roll(faces, -1, axis=1).reshape(-1).astype(np.int64)
+    return np.minimum(a, b) * (int(faces.max(initial=0)) + 1) + np.maximum(a, b)
+
+
+def is_closed(mesh):
+    """Whether every edge is shared by exactly two faces (a watertight surface)."""
+    _, counts = np.unique(_edge_keys(mesh.faces), return_counts=True)
+    return bool(np.all(counts == 2))
+
+
+def write_obj(path, mesh):
+    """Writes the mesh as a Wavefront OBJ with vertex normals (1-based indices)."""
+    vertex_lines = ("v %.6f %.6f %.6f\n" * len(mesh.vertices)) % tuple(mesh.vertices.reshape(-1).tolist())
+    normal_lines = ("vn %.6f %.6f %.6f\n" * len(mesh.normals)) % tuple(mesh.normals.reshape(-1).tolist())
+    face_lines = ("f %d//%d %d//%d %d//%d\n" * len(mesh.faces)) % tuple(
+        np.repeat(mesh.faces.reshape(-1) + 1, 2).tolist())
+    with open(path, "w", encoding="ascii") as file:
+        file.write(vertex_lines)
+        file.write(normal_lines)
+        file.write(face_lines)
+
+
+def write_ply(path, mesh):
+    """Writes the mesh as a binary little-endian PLY with vertex normals."""
+    header = (
+        "ply\nformat binary_little_endian 1.0\n"
+        f"element vertex {len(mesh.vertices)}\n"
+        "property float x\nproperty float y\nproperty float z\n"
+        "property float nx\nproperty float ny\nproperty float nz\n"
+        f"element face {len(mesh.faces)}\n"
+        "property list uchar int vertex_indices\nend_header\n"
+    )
+    vertex_rows = np.concatenate([mesh.vertices, mesh.normals], axis=1).astype("<f4")
+    face_rows = np.zeros(len(mesh.faces), dtype=[("count", "u1"), ("index", "<i4", (3,))])
+    face_rows["count"] = 3
+    face_rows["index"] = mesh.faces
+    with open(path, "wb") as file:
+        file.write(header.encode("ascii"))
+        file.write(vertex_rows.tobytes())
+        file.write(face_rows.tobytes())

@@ -1,0 +1,294 @@
+"""Surface extraction: the coarse-to-fine mesh is the dense-grid mesh, closed, outward, and cheap."""
+import math
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+
+from model.meshing import (
+    SurfaceMesh, connected_components, extract_surface, extract_surface_dense, is_closed, write_obj, write_ply,
+)
+
+CUBE = (np.array([-1.0, -1.0, -1.0]), np.array([1.0, 1.0, 1.0]))
+RESOLUTION = 64
+VOXEL = 2.0 / RESOLUTION
+COARSE_CELL = 8 * VOXEL  # the coarsest level has 8 cells along the box at this resolution
+
+
+def rotate(points):
+    """A fixed rotation, so that flat parts do not line up with the grid."""
+    c, s = math.cos(0.4), math.sin(0.4)
+    turn_z = torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    turn_x = torch.tensor([[1.0, 0.0, 0.0], [0.0, c, s], [0.0, -s, c]])
+    return points @ (turn_z @ turn_x)
+
+
+def sphere(centre, radius):
+    centre = torch.tensor(centre, dtype=torch.float32)
+    return lambda p: torch.linalg.norm(p - centre, dim=-1) - radius
+
+
+def box(half_extents, offset=(0.0, 0.0, 0.0)):
+    half, offset = torch.tensor(half_extents), torch.tensor(offset)
+
+    def field(p):
+        q = torch.abs(rotate(p) - offset) - half
+        return torch.linalg.norm(torch.clamp(q, min=0.0), dim=-1) + torch.clamp(q.max(dim=-1).values, max=0.0)
+    return field
+
+
+def torus(major, minor):
+    def field(p):
+        p = rotate(p)
+        ring = torch.linalg.norm(p[:, :2], dim=-1) - major
+        return torch.sqrt(ring ** 2 + p[:, 2] ** 2) - minor
+    return field
+
+
+def capsule(a, b, radius):
+    a, b = torch.tensor(a), torch.tensor(b)
+
+    def field(p):
+        t = torch.clamp(((p - a) @ (b - a)) / ((b - a) @ (b - a)), 0.0, 1.0)
+        return torch.linalg.norm(p - (a + t[:, None] * (b - a)), dim=-1) - radius
+    return field
+
+
+def union(*fields):
+    return lambda p: torch.stack([f(p) for f in fields]).min(dim=0).values
+
+
+SHAPES = {
+    # 0.3 of a coarse cell thick: the coarsest grid sees no inside point at all.
+    "thin plate": box((0.6, 0.5, 0.15 * COARSE_CELL), offset=(0.03, -0.02, 0.011)),
+    # Two voxels across, a quarter of a coarse cell.
+    "small sphere": sphere((0.113, -0.271, 0.052), 1.0 * VOXEL),
+    "torus": torus(0.55, 0.12),
+    "spheres with a thin neck": union(
+        sphere((-0.42, 0.03, 0.01), 0.3), sphere((0.43, -0.02, 0.04), 0.25),
+        capsule((-0.42, 0.03, 0.01), (0.43, -0.02, 0.04), 0.9 * VOXEL)),
+}
+
+
+class Counted:
+    """An sdf_fn that counts the points it was asked for."""
+
+    def __init__(self, field):
+        self.field = field
+        self.points = 0
+
+    def __call__(self, points):
+        self.points += len(points)
+        return self.field(points)
+
+
+def assert_same_mesh(fine, dense, voxel):
+    assert fine.vertices.shape == dense.vertices.shape
+    assert fine.faces.shape == dense.faces.shape
+    assert np.abs(fine.vertices - dense.vertices).max() < 0.01 * voxel
+    np.testing.assert_array_equal(fine.faces, dense.faces)
+    assert connected_components(fine) == connected_components(dense)
+
+
+def signed_volume(mesh):
+    corners = mesh.vertices[mesh.faces].astype(np.float64)
+    return np.einsum("ij,ij->i", corners[:, 0], np.cross(corners[:, 1], corners[:, 2])).sum() / 6.0
+
+
+def face_areas(mesh):
+    corners = mesh.vertices[mesh.faces].astype(np.float64)
+    return 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
+
+
+def directed_edges_unique(mesh):
+    """Consistent winding: each edge is walked once in each direction."""
+    edges = np.stack([mesh.faces, np.roll(mesh.faces, -1, axis=1)], axis=-1).reshape(-1, 2)
+    return len(np.unique(edges, axis=0)) == len(edges)
+
+
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_coarse_to_fine_mesh_is_the_dense_mesh(name):
+    field = Counted(SHAPES[name])
+    fine = extract_surface(field, RESOLUTION, CUBE)
+    fine_points = field.points
+    dense = extract_surface_dense(SHAPES[name], RESOLUTION, CUBE)
+
+    assert len(dense.faces) > 0
+    assert_same_mesh(fine, dense, VOXEL)
+    assert is_closed(fine)
+    assert directed_edges_unique(fine)
+    assert signed_volume(fine) > 0
+    assert fine_points < 0.35 * (RESOLUTION + 1) ** 3
+
+
+def test_thin_neck_and_torus_keep_their_topology():
+    neck = extract_surface(SHAPES["spheres with a thin neck"], RESOLUTION, CUBE)
+    assert connected_components(neck) == 1
+    ring = extract_surface(SHAPES["torus"], RESOLUTION, CUBE)
+    assert connected_components(ring) == 1
+    # Euler characteristic V - E + F: 0 for a torus.
+    edges = len(ring.faces) * 3 // 2
+    assert len(ring.vertices) - edges + len(ring.faces) == 0
+
+
+def test_sphere_is_closed_outward_with_unit_area_weighted_normals():
+    centre, radius = np.array([0.05, -0.02, 0.03]), 0.6
+    mesh = extract_surface(sphere(tuple(centre), radius), 96, CUBE)
+
+    assert isinstance(mesh, SurfaceMesh)
+    assert mesh.vertices.dtype == np.float32 and mesh.normals.dtype == np.float32 and mesh.faces.dtype == np.int32
+    assert is_closed(mesh) and directed_edges_unique(mesh)
+    assert connected_components(mesh) == 1
+    assert signed_volume(mesh) == pytest.approx(4 / 3 * math.pi * radius ** 3, rel=0.01)
+    np.testing.assert_allclose(np.linalg.norm(mesh.normals, axis=1), 1.0, atol=1e-5)
+    radial = (mesh.vertices - centre) / np.linalg.norm(mesh.vertices - centre, axis=1, keepdims=True)
+    assert np.einsum("ij,ij->i", mesh.normals, radial).min() > 0.98
+    assert np.linalg.norm(mesh.vertices - centre, axis=1) == pytest.approx(radius, abs=0.01 * radius)
+
+
+def test_zeros_on_grid_points_give_no_degenerate_faces_and_no_duplicate_vertices():
+    # Faces of this box lie exactly on lattice planes, so many lattice values are exactly zero.
+    def grid_box(p):
+        q = torch.abs(p) - torch.tensor([0.5, 0.25, 0.375])
+        return torch.linalg.norm(torch.clamp(q, min=0.0), dim=-1) + torch.clamp(q.max(dim=-1).values, max=0.0)
+
+    for mesh in (extract_surface(grid_box, RESOLUTION, CUBE), extract_surface_dense(grid_box, RESOLUTION, CUBE)):
+        assert face_areas(mesh).min() > 0
+        assert len(np.unique(mesh.vertices, axis=0)) == len(mesh.vertices)
+        assert is_closed(mesh) and connected_components(mesh) == 1
+    assert_same_mesh(extract_surface(grid_box, RESOLUTION, CUBE), extract_surface_dense(grid_box, RESOLUTION, CUBE),
+                     VOXEL)
+
+
+def test_box_that_is_not_a_cube_and_a_resolution_that_is_not_a_power_of_two():
+    bounds = (np.array([-1.0, -0.6, -0.45]), np.array([1.0, 0.7, 0.5]))
+    field = union(sphere((-0.75, 0.1, 0.0), 0.2), torus(0.3, 0.08))
+    fine = extract_surface(field, 72, bounds)
+    dense = extract_surface_dense(field, 72, bounds)
+    assert_same_mesh(fine, dense, 2.0 / 72)
+    assert connected_components(fine) == 2 and is_closed(fine)
+
+
+def test_surface_cut_by_the_box_matches_dense_and_is_open():
+    field = sphere((0.0, 0.0, 0.85), 0.4)
+    fine = extract_surface(field, RESOLUTION, CUBE)
+    assert_same_mesh(fine, extract_surface_dense(field, RESOLUTION, CUBE), VOXEL)
+    assert not is_closed(fine)
+
+
+def test_field_steeper_than_one_is_still_exact_with_the_default_lipschitz():
+    # Scaled distances (slope 1.4) are what a learned field looks like away from the eikonal ideal.
+    steep = lambda p: 1.4 * SHAPES["spheres with a thin neck"](p)  # noqa: E731
+    assert_same_mesh(extract_surface(steep, RESOLUTION, CUBE), extract_surface_dense(steep, RESOLUTION, CUBE), VOXEL)
+
+
+def test_no_surface_gives_an_empty_mesh():
+    outside = sphere((3.0, 0.0, 0.0), 0.5)
+    for mesh in (extract_surface(outside, 32, CUBE), extract_surface_dense(outside, 32, CUBE)):
+        assert mesh.vertices.shape == (0, 3) and mesh.faces.shape == (0, 3)
+        assert connected_components(mesh) == 0
+
+
+def test_evaluates_a_small_share_of_the_grid():
+    field = Counted(sphere((0.05, -0.02, 0.03), 0.6))
+    extract_surface(field, 128, CUBE)
+    assert field.points < 0.05 * 129 ** 3
+
+
+def test_progress_rises_to_one_and_raising_in_it_cancels():
+    seen = []
+    extract_surface(SHAPES["torus"], RESOLUTION, CUBE, progress=seen.append)
+    assert seen[-1] == 1.0
+    assert all(0.0 <= a <= b <= 1.0 for a, b in zip(seen, seen[1:]))
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel_halfway(fraction):
+        if fraction > 0.5:
+            raise Cancelled
+
+    field = Counted(SHAPES["torus"])
+    with pytest.raises(Cancelled):
+        extract_surface(field, RESOLUTION, CUBE, progress=cancel_halfway, batch_size=256)
+    full = Counted(SHAPES["torus"])
+    extract_surface(full, RESOLUTION, CUBE)
+    assert field.points < full.points
+
+
+def test_peak_memory_at_256_is_far_below_two_gigabytes():
+    field = sphere((0.05, -0.02, 0.03), 0.6)
+    tracemalloc.start()
+    try:
+        mesh = extract_surface(field, 256, CUBE)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert is_closed(mesh)
+    assert peak < 0.5e9
+
+
+def tetrahedron(offset):
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float32) + offset
+    faces = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]], dtype=np.int32)
+    return vertices, faces
+
+
+def two_tetrahedra():
+    va, fa = tetrahedron(0.0)
+    vb, fb = tetrahedron(5.0)
+    vertices, faces = np.concatenate([va, vb]), np.concatenate([fa, fb + 4])
+    return SurfaceMesh(vertices, faces, np.zeros_like(vertices))
+
+
+def test_components_and_closedness_of_simple_meshes():
+    mesh = two_tetrahedra()
+    assert connected_components(mesh) == 2
+    assert is_closed(mesh)
+    opened = SurfaceMesh(mesh.vertices, mesh.faces[1:], mesh.normals)
+    assert not is_closed(opened)
+    doubled = SurfaceMesh(mesh.vertices, np.concatenate([mesh.faces, mesh.faces[:1]]), mesh.normals)
+    assert not is_closed(doubled)
+
+
+def test_obj_and_ply_files_hold_the_mesh(tmp_path):
+    mesh = extract_surface(SHAPES["torus"], 32, CUBE)
+
+    write_obj(tmp_path / "torus.obj", mesh)
+    lines = (tmp_path / "torus.obj").read_text().splitlines()
+    vertices = np.array([line.split()[1:] for line in lines if line.startswith("v ")], dtype=np.float32)
+    normals = np.array([line.split()[1:] for line in lines if line.startswith("vn ")], dtype=np.float32)
+    faces = np.array([[corner.split("//")[0] for corner in line.split()[1:]]
+                      for line in lines if line.startswith("f ")], dtype=np.int32) - 1
+    np.testing.assert_allclose(vertices, mesh.vertices, atol=1e-6)
+    np.testing.assert_allclose(normals, mesh.normals, atol=1e-6)
+    np.testing.assert_array_equal(faces, mesh.faces)
+
+    write_ply(tmp_path / "torus.ply", mesh)
+    data = (tmp_path / "torus.ply").read_bytes()
+    header, body = data.split(b"end_header\n", 1)
+    assert f"element vertex {len(mesh.vertices)}".encode() in header
+    assert f"element face {len(mesh.faces)}".encode() in header
+    vertex_rows = np.frombuffer(body, dtype="<f4", count=6 * len(mesh.vertices)).reshape(-1, 6)
+    face_rows = np.frombuffer(body[vertex_rows.nbytes:], dtype=[("count", "u1"), ("index", "<i4", (3,))])
+    np.testing.assert_array_equal(vertex_rows[:, :3], mesh.vertices)
+    np.testing.assert_array_equal(vertex_rows[:, 3:], mesh.normals)
+    assert np.all(face_rows["count"] == 3)
+    np.testing.assert_array_equal(face_rows["index"], mesh.faces)
+
+
+def test_trained_model_mesh_is_the_dense_mesh(tiny_model):
+    model = pytest.importorskip("model", reason="HeadModel is not written yet")
+    if not hasattr(model, "HeadModel"):
+        pytest.skip("model.HeadModel is not written yet")
+    head = model.HeadModel.load(tiny_model)
+    identity = head.mean_identity()
+
+    def field(points):
+        return torch.as_tensor(head.sdf(points.numpy(), identity))
+
+    fine = extract_surface(field, RESOLUTION, CUBE)
+    dense = extract_surface_dense(field, RESOLUTION, CUBE)
+    assert len(dense.faces) > 0
+    assert_same_mesh(fine, dense, VOXEL)

@@ -34,17 +34,6 @@ def signed_distance(head, points):
     return distance.astype(np.float32)
 
 
-def _signed_distance_to(query, vertices, faces):
-    """Exact distance to the closest point, signed by the fast winding number.
-
-    libigl 2.6 scales the distance by (1 - 2 w) in this mode instead of taking only the sign,
-    which is off by the winding number's approximation error (measured 0.3 % near a box), so
-    the distance is recomputed from the closest point."""
-    signed, _, closest, _ = igl.signed_distance(query, vertices, faces, _WINDING)
-    distance = np.linalg.norm(query - closest, axis=1)
-    return np.where(signed < 0, -distance, distance)
-
-
 def sample_outer_surface(head, n, rng):
     """n area-uniform samples of the union's outer surface: (face index (n,), barycentric (n, 3)).
 
@@ -80,12 +69,11 @@ def face_normals(vertices, faces, face_index):
     return (normals / np.linalg.norm(normals, axis=1, keepdims=True)).astype(np.float32)
 
 
-def near_points(head, n, rng):
-    """n points around the surface (Gaussian offsets of surface samples), float32 (n, 3)."""
-    face_index, bary = sample_outer_surface(head, n, rng)
-    base = surface_points(head.vertices, head.faces, face_index, bary)
+def near_points(surface, rng):
+    """Surface points moved by Gaussian offsets, half with each of NEAR_SIGMAS, float32 (n, 3)."""
+    n = len(surface)
     sigmas = np.where(np.arange(n) < n // 2, NEAR_SIGMAS[0], NEAR_SIGMAS[1])[:, None]
-    return (base + rng.standard_normal((n, 3)) * sigmas).astype(np.float32)
+    return (surface + rng.standard_normal((n, 3)) * sigmas).astype(np.float32)
 
 
 def free_points(n, rng):
@@ -97,13 +85,14 @@ def identity_samples(head, n_surface, n_near, n_free, rng):
     """Training samples of one neutral head, as a dict of float32 arrays:
     surface (n_surface, 3), normals (n_surface, 3), near (n_near, 3), near_sdf (n_near,),
     free (n_free, 3), free_sdf (n_free,)."""
-    face_index, bary = sample_outer_surface(head, n_surface, rng)
-    near = near_points(head, n_near, rng)
+    face_index, bary = sample_outer_surface(head, n_surface + n_near, rng)
+    points = surface_points(head.vertices, head.faces, face_index, bary)
+    near = near_points(points[n_surface:], rng)
     free = free_points(n_free, rng)
     sdf = signed_distance(head, np.concatenate([near, free]))
     return {
-        "surface": surface_points(head.vertices, head.faces, face_index, bary),
-        "normals": face_normals(head.vertices, head.faces, face_index),
+        "surface": points[:n_surface],
+        "normals": face_normals(head.vertices, head.faces, face_index[:n_surface]),
         "near": near, "near_sdf": sdf[:n_near],
         "free": free, "free_sdf": sdf[n_near:],
     }
@@ -114,14 +103,27 @@ def expression_samples(neutral_head, expressed_head, n_surface, n_near, rng):
     canonical (n_surface, 3) and observed (n_surface, 3) positions of the same surface points
     (same face and barycentric coordinates) on the neutral and the expressed head;
     near (n_near, 3) points around the expressed head, near_sdf (n_near,) their signed distance."""
-    face_index, bary = sample_outer_surface(expressed_head, n_surface, rng)
-    near = near_points(expressed_head, n_near, rng)
+    face_index, bary = sample_outer_surface(expressed_head, n_surface + n_near, rng)
+    observed = surface_points(expressed_head.vertices, expressed_head.faces, face_index, bary)
+    canonical = surface_points(neutral_head.vertices, neutral_head.faces, face_index[:n_surface], bary[:n_surface])
+    near = near_points(observed[n_surface:], rng)
     return {
-        "canonical": surface_points(neutral_head.vertices, neutral_head.faces, face_index, bary),
-        "observed": surface_points(expressed_head.vertices, expressed_head.faces, face_index, bary),
+        "canonical": canonical,
+        "observed": observed[:n_surface],
         "near": near,
         "near_sdf": signed_distance(expressed_head, near),
     }
+
+
+def _signed_distance_to(query, vertices, faces):
+    """Exact distance to the closest point, signed by the fast winding number.
+
+    libigl 2.6 scales the distance by (1 - 2 w) in this mode instead of taking only the sign,
+    which is off by the winding number's approximation error (measured 0.3 % near a box), so
+    the distance is recomputed from the closest point."""
+    signed, _, closest, _ = igl.signed_distance(query, vertices, faces, _WINDING)
+    distance = np.linalg.norm(query - closest, axis=1)
+    return np.where(signed < 0, -distance, distance)
 
 
 def _inside_other_components(head, vertices, sample_faces, points):
@@ -131,7 +133,10 @@ def _inside_other_components(head, vertices, sample_faces, points):
     component = head.face_component[sample_faces]
     on_skin = component == SKIN
     winding = np.zeros(len(points))
-    winding[on_skin] = _winding_number(vertices, head.eye_faces, points[on_skin])
+    # Only skin samples inside the eyes' bounding box can be inside an eye.
+    eye_vertices = vertices[np.unique(head.eye_faces)]
+    near_eyes = on_skin & (points >= eye_vertices.min(axis=0)).all(axis=1) & (points <= eye_vertices.max(axis=0)).all(axis=1)
+    winding[near_eyes] = _winding_number(vertices, head.eye_faces, points[near_eyes])
     winding[~on_skin] = _winding_number(vertices, head.skin_faces, points[~on_skin])
     for shell in np.unique(component[~on_skin]):
         on_shell = component == shell

@@ -8,13 +8,21 @@ A head is the union of two kinds of closed surfaces:
 Open parts (gums, tongue, teeth, lacrimal, occlusion, eye-blend, lashes) are left out.
 
 Vertex layout of every Head: the ICT skin vertices keep their ICT indices (0..14061), then
-the eyeball vertices, then the neck cap's centre. Keypoints are ICT skin vertex indices.
+the eyeball vertices, then the neck cap's centre.
+
+Keypoints (keypoints.json) are template vertices: the facial ones are ICT's Multi-PIE 68
+landmarks; cheeks, ears, forehead, cranium, back of head and neck were chosen on the
+template as the outer-skin vertex furthest along a direction (from the cranium's centre, or
+within a ring around the neck), and each left point's mirror is the vertex at its mirror
+image across x = 0 (the template is symmetric to 0.05 mm).
 """
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from .data_paths import ict_model_path
 from .frame import MODEL_UNIT_M, ict_to_model, ict_vectors_to_model
@@ -52,7 +60,9 @@ EXCLUSIVE_EXPRESSIONS = (
 
 @dataclass(frozen=True)
 class Head:
-    """One closed head: the union of the closed components listed by face_component."""
+    """One closed head: the union of the closed components listed by face_component.
+
+    Its true surface, e.g. of a held-out head for evaluation: vertices and faces."""
     vertices: np.ndarray  # (V, 3) float32, model frame
     faces: np.ndarray  # (F, 3) int64, outward wound
     face_component: np.ndarray  # (F,) int8: SKIN, or the eyeball shell 1..4
@@ -73,9 +83,8 @@ class HeadData:
         with np.load(path or ict_model_path()) as data:
             ranges = dict(zip(data["part_names"].tolist(), data["part_ranges"].tolist()))
             all_faces = data["faces"].astype(np.int64)
+            # The skin parts are the first vertices, in one run; the eyeballs another run.
             skin_hi = max(ranges[p][1] for p in SKIN_PARTS)
-            if [ranges[p][0] for p in SKIN_PARTS] != sorted(ranges[p][0] for p in SKIN_PARTS) or ranges[SKIN_PARTS[0]][0] != 0:
-                raise ValueError("unexpected ICT part layout")
             eye_lo = min(ranges[p][0] for p in EYE_PARTS)
             eye_hi = max(ranges[p][1] for p in EYE_PARTS)
             ict_vertices = np.r_[0:skin_hi + 1, eye_lo:eye_hi + 1]
@@ -101,7 +110,6 @@ class HeadData:
             self.expression_basis = (ict_vectors_to_model(
                 data["exp_basis"][:N_EXPRESSION, ict_vertices].astype(np.float32)) * to_model).reshape(N_EXPRESSION, -1)
             self.expression_names = data["exp_names"][:N_EXPRESSION].tolist()
-            self.landmarks68 = data["landmarks68"].astype(np.int64)
 
         keypoints = json.loads(KEYPOINTS_PATH.read_text())
         self.keypoint_names = [k["name"] for k in keypoints["keypoints"]]
@@ -175,8 +183,6 @@ def _single_boundary_loop(faces):
 
 def _shell_ids(faces, n_vertices):
     """Connected-component id (0..) of each face."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
     rows = faces[:, [0, 1, 2]].ravel()
     cols = faces[:, [1, 2, 0]].ravel()
     graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_vertices, n_vertices))

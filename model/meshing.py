@@ -168,12 +168,12 @@ def _refine(coarse, coarse_exact, active, stride, lipschitz, sampler):
     active coarse cells may hold the surface.
 
     values: signed distances where evaluated (exact), proven signed lower bounds of them on and near
-    the surface, and elsewhere only the right sign. A cell
-    can hold it unless all its corners lie farther than lipschitz * half its diagonal from zero, on one
-    side; then nothing inside it is looked at again, and its new points copy its lower corner's value
-    for the sign. In active cells the new points are certified from their nearest neighbours (first
-    edge midpoints from the corners, then face centres from edge midpoints and corners, then cell
-    centres from face centres and corners) or else evaluated.
+    the surface, and elsewhere only the right sign. A cell can hold the surface unless all its corners
+    lie farther than lipschitz * half its diagonal from zero, on one side; then nothing inside it is
+    looked at again, and its new points copy its lower corner's value for the sign. In the other active
+    cells the new points are certified from their nearest neighbours (edge midpoints from the corners,
+    then face centres from edge midpoints and corners, then cell centres from face centres and
+    corners) or else evaluated.
     """
     spacing = stride * sampler.grid.voxel
     shape = tuple(2 * n - 1 for n in coarse.shape)
@@ -182,36 +182,40 @@ def _refine(coarse, coarse_exact, active, stride, lipschitz, sampler):
     values[::2, ::2, ::2] = coarse
     exact[::2, ::2, ::2] = coarse_exact
     for offset in _NEW_OFFSETS:
-        values[tuple(slice(o, None, 2) for o in offset)] = coarse[tuple(slice(0, n - o) for n, o in zip(coarse.shape, offset))]
+        lower_corner = coarse[tuple(slice(0, n - o) for n, o in zip(coarse.shape, offset))]
+        values[tuple(slice(o, None, 2) for o in offset)] = lower_corner
 
     uncertain = _uncertain_cells(coarse, lipschitz * spacing * math.sqrt(3)) & active
-    flat_values = values.reshape(-1)
+    flat_values, flat_exact = values.reshape(-1), exact.reshape(-1)
     steps = np.array(values.strides) // values.itemsize
     span_start, span_end = sampler.span
     for order in (1, 2, 3):
         pending = []
         for offset in (o for o in _NEW_OFFSETS if sum(o) == order):
-            position = np.stack(np.nonzero(_touching(uncertain, offset)), axis=-1) * 2 + offset
-            flat = position @ steps
+            flat = (_where(_touching(uncertain, offset)) * 2 + offset) @ steps
             axes = [a for a in range(3) if offset[a]]
             near = [flat + sign * steps[a] for a in axes for sign in (-1, 1)]
-            far = [flat + sum(signs[i] * steps[a] for i, a in enumerate(axes))
-                   for signs in itertools.product((-1, 1), repeat=order)] if order > 1 else []
             above, below = _bounds(flat_values, near, lipschitz * spacing)
-            if far:
-                far_above, far_below = _bounds(flat_values, far, lipschitz * spacing * math.sqrt(order))
-                above, below = np.maximum(above, far_above), np.maximum(below, far_below)
+            if order > 1:
+                corners = [flat + np.dot(signs, steps[axes]) for signs in itertools.product((-1, 1), repeat=order)]
+                corner_above, corner_below = _bounds(flat_values, corners, lipschitz * spacing * math.sqrt(order))
+                above, below = np.maximum(above, corner_above), np.maximum(below, corner_below)
             # Certified: exactly one sign is proven. Both (a field steeper than lipschitz) or neither:
             # evaluate.
             certified = (above > 0) != (below > 0)
-            flat_values[flat[certified]] = np.where(above[certified] > 0, above[certified], -below[certified])
-            pending.append(position[~certified])
-        position = np.concatenate(pending)
+            flat_values[flat[certified]] = np.where(above > 0, above, -below)[certified]
+            pending.append(flat[~certified])
+        flat = np.concatenate(pending)
         sampler.span = (span_start + (span_end - span_start) * (order - 1) / 3,
                         span_start + (span_end - span_start) * order / 3)
-        values[tuple(position.T)] = sampler(position * stride)
-        exact[tuple(position.T)] = True
+        flat_values[flat] = sampler(np.stack(np.unravel_index(flat, shape), axis=-1) * stride)
+        flat_exact[flat] = True
     return values, exact, uncertain
+
+
+def _where(mask):
+    """Indices (N, 3) of the true entries (np.nonzero is several times slower on 3-d masks)."""
+    return np.stack(np.unravel_index(np.flatnonzero(mask), mask.shape), axis=-1)
 
 
 def _uncertain_cells(values, reach):
@@ -273,7 +277,7 @@ def _complete_crossed_cells(values, exact, sampler):
     that changes which cells are crossed."""
     while True:
         corners = _cell_corners(_crossed_cells(values))
-        missing = np.stack(np.nonzero(corners & ~exact), axis=-1)
+        missing = _where(corners & ~exact)
         if len(missing) == 0:
             return corners
         index = tuple(missing.T)

@@ -1,14 +1,18 @@
 """imHead: an implicit morphable head model in the 3D View sidebar (N panel, "imHead" tab)."""
-from . import operators, panels
 
-_subpackages = (operators, panels)
+
+def _subpackages():
+    # Imported here rather than at the top: the repository root is this package, and pytest
+    # imports this file outside Blender when it collects the tests.
+    from . import operators, panels
+    return operators, panels
 
 
 def register():
-    for subpackage in _subpackages:
+    for subpackage in _subpackages():
         subpackage.register()
 
 
 def unregister():
-    for subpackage in reversed(_subpackages):
+    for subpackage in reversed(_subpackages()):
         subpackage.unregister()

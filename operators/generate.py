@@ -9,10 +9,9 @@ from .preferences import addon_preferences, resolution_of
 from .properties import RESOLUTION_ITEMS, SEED_DESCRIPTION, VARIATION_DESCRIPTION
 
 
-class IMHEAD_OT_generate(bpy.types.Operator):
-    """Add a head made by the imHead model at the 3D cursor (variation 0: the mean head)"""
-    bl_idname = "imhead.generate"
-    bl_label = "Generate Head"
+class _HeadSettings:
+    """What both operators take, and how they make the head (a mixin: Blender operator classes
+    must not inherit from one another)."""
     bl_options = {'REGISTER', 'UNDO'}
 
     seed: IntProperty(name="Seed", min=0, description=SEED_DESCRIPTION)
@@ -30,7 +29,7 @@ class IMHEAD_OT_generate(bpy.types.Operator):
             return False
         return True
 
-    def execute(self, context):
+    def make_head(self, context):
         settings = {
             "model_path": addon_preferences(context).model_path,
             "seed": self.seed,
@@ -47,19 +46,27 @@ class IMHEAD_OT_generate(bpy.types.Operator):
             return {'CANCELLED'}
         finally:
             window_manager.progress_end()
-        self.report({'INFO'}, f"Added {head.name} (seed {self.seed}, variation {self.variation:.2f})")
+        self.report({'INFO'}, f"Made {head.name} (seed {self.seed}, variation {self.variation:.2f})")
         return {'FINISHED'}
 
 
-class IMHEAD_OT_random_head(IMHEAD_OT_generate):
+class IMHEAD_OT_generate(_HeadSettings, bpy.types.Operator):
+    """Add a head made by the imHead model at the 3D cursor (variation 0: the mean head)"""
+    bl_idname = "imhead.generate"
+    bl_label = "Generate Head"
+
+    def execute(self, context):
+        return self.make_head(context)
+
+
+class IMHEAD_OT_random_head(_HeadSettings, bpy.types.Operator):
     """Add a random head at the 3D cursor: a new seed, which the sidebar then shows"""
     bl_idname = "imhead.random_head"
     bl_label = "Random Head"
-    bl_options = {'REGISTER', 'UNDO'}
 
     def execute(self, context):
         # Drawn once, so that redoing (F9) with another variation keeps the same head.
         if not self.properties.is_property_set("seed"):
             self.seed = random.randrange(1 << 20)
         context.scene.imhead.seed = self.seed
-        return super().execute(context)
+        return self.make_head(context)

@@ -1,0 +1,81 @@
+"""The extension as a package: built, validated, installed, registered, and removed cleanly."""
+import shutil
+import sys
+import tomllib
+import zipfile
+
+import pytest
+
+from build import ROOT, BuildError, validate
+from conftest import build_extension
+
+
+def test_zip_is_valid_and_carries_only_the_add_on(extension_zip, tiny_model):
+    validate(extension_zip)
+    with zipfile.ZipFile(extension_zip) as archive:
+        names = archive.namelist()
+        manifest = tomllib.loads(archive.read("blender_manifest.toml").decode())
+        bundled_weights = archive.read("weights/imhead.npz")
+
+    assert manifest["id"] == "imhead" and manifest["blender_version_min"] == "4.2.0"
+    assert manifest["platforms"] == ["linux-x64"]
+    wheels = {name.split("/")[-1].split("-")[0] for name in manifest["wheels"]}
+    assert wheels == {"torch", "typing_extensions", "scikit_image", "lazy_loader", "scipy"}
+    assert all(path.removeprefix("./") in names for path in manifest["wheels"])
+    assert bundled_weights == tiny_model.read_bytes()
+    assert "__init__.py" in names and "model/frame.py" in names and "imhead_blender/heads.py" in names
+    for excluded in ("tests/", "bench/", "scripts/", "docs/", "configs/", ".ci/", ".venv", ".cache/", "dist/"):
+        assert not any(name.startswith(excluded) for name in names), excluded
+    assert "build.py" not in names and not any("__pycache__" in name for name in names)
+
+
+def test_a_broken_manifest_fails_validation(tmp_path):
+    source = (ROOT / "blender_manifest.toml").read_text()
+    (tmp_path / "__init__.py").write_text("")
+    (tmp_path / "blender_manifest.toml").write_text(source)
+    validate(tmp_path)
+
+    (tmp_path / "blender_manifest.toml").write_text(source.replace('blender_version_min = "4.2.0"', 'blender_version_min = "soon"'))
+    with pytest.raises(BuildError, match="blender_version_min"):
+        validate(tmp_path)
+
+
+def test_build_without_a_model_file_says_what_to_do(tmp_path):
+    result = build_extension(tmp_path / "missing.npz", tmp_path)
+    assert result.returncode == 1
+    assert "no model file at" in result.stderr and "--weights" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.glob("*.zip"))
+
+
+def _addon_classes(module_name):
+    addon = sys.modules[module_name]
+    return addon.operators.classes + addon.panels.classes
+
+
+def test_install_registers_the_panel_and_every_operator(blender, installed_extension, extension_dir):
+    bpy = blender
+    assert installed_extension in bpy.context.preferences.addons
+    assert (extension_dir / "weights" / "imhead.npz").is_file()
+    classes = _addon_classes(installed_extension)
+    assert all(cls.is_registered for cls in classes)
+    assert {"IMHEAD_OT_generate", "IMHEAD_OT_random_head"} <= {cls.__name__ for cls in classes}
+    assert any(cls.bl_space_type == 'VIEW_3D' and cls.bl_category == "imHead" for cls in classes
+               if issubclass(cls, bpy.types.Panel))
+    assert bpy.ops.imhead.generate.poll() and bpy.ops.imhead.random_head.poll()
+    assert hasattr(bpy.types.Object, "imhead") and hasattr(bpy.types.Scene, "imhead")
+
+
+def test_disable_and_enable_twice_leaves_no_stale_classes(blender, installed_extension):
+    bpy = blender
+    classes = _addon_classes(installed_extension)
+    for _ in range(2):
+        bpy.ops.preferences.addon_disable(module=installed_extension)
+        assert not any(cls.is_registered for cls in classes)
+        assert not hasattr(bpy.types.Object, "imhead") and not hasattr(bpy.types.Scene, "imhead")
+        assert "generate" not in dir(bpy.ops.imhead)
+
+        bpy.ops.preferences.addon_enable(module=installed_extension)
+        classes = _addon_classes(installed_extension)
+        assert all(cls.is_registered for cls in classes)
+        assert hasattr(bpy.types.Object, "imhead") and bpy.ops.imhead.generate.poll()

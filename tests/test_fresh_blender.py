@@ -1,0 +1,88 @@
+"""The Linux build in a Blender that has nothing but itself.
+
+A second virtualenv holds only bpy (Blender's own Python packages, numpy among them; no torch,
+no scikit-image), like a stock Blender. The extension is installed there from its zip into a
+fresh user folder, in a process of its own, and generates a head: this proves that the
+bundled wheels are complete. The virtualenv is made once and kept in .cache/.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ADDON_MODULE, ROOT
+
+STOCK_VENV = ROOT / ".cache" / "stock-blender-venv"
+
+SESSION = """
+import json, sys
+import numpy as np
+
+result = {}
+try:
+    import torch
+    result["torch_before_install"] = torch.__file__
+except ImportError:
+    result["torch_before_install"] = None
+
+import bpy
+bpy.ops.extensions.package_install_files(filepath=sys.argv[1], repo="user_default", enable_on_install=True)
+bpy.context.preferences.addons[sys.argv[2]].preferences.preview_resolution = 64
+result["generate"] = sorted(bpy.ops.imhead.generate(seed=5, variation=1.0))
+
+import scipy, skimage, torch
+result["modules"] = [torch.__file__, scipy.__file__, skimage.__file__]
+mesh = bpy.context.active_object.data
+loop_edges = np.empty(len(mesh.loops), dtype=np.int32)
+mesh.loops.foreach_get("edge_index", loop_edges)
+result["faces"] = len(mesh.polygons)
+result["closed"] = bool(np.all(np.bincount(loop_edges, minlength=len(mesh.edges)) == 2))
+result["corrected"] = mesh.validate()
+print("RESULT " + json.dumps(result))
+"""
+
+
+def bpy_requirement():
+    """The bpy pin of requirements.txt, so that both virtualenvs run the same Blender."""
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        if line.startswith("bpy=="):
+            return line.strip()
+    raise AssertionError("requirements.txt pins no bpy")
+
+
+@pytest.fixture(scope="session")
+def stock_blender_python():
+    """Python of a virtualenv with only bpy installed (made once, kept in .cache/)."""
+    python = STOCK_VENV / "bin" / "python"
+    stamp = STOCK_VENV / "requirement.txt"
+    requirement = bpy_requirement()
+    if not (python.exists() and stamp.is_file() and stamp.read_text() == requirement):
+        shutil.rmtree(STOCK_VENV, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(STOCK_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", requirement], check=True)
+        stamp.write_text(requirement)
+    return python
+
+
+def test_the_linux_zip_generates_a_head_in_a_stock_blender(stock_blender_python, extension_zip, tmp_path):
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    env["BLENDER_USER_RESOURCES"] = str(tmp_path / "blender-user")
+    completed = subprocess.run(
+        [str(stock_blender_python), "-I", "-c", SESSION, str(extension_zip), ADDON_MODULE],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    assert completed.returncode == 0 and lines, completed.stdout[-3000:] + completed.stderr[-3000:]
+    result = json.loads(lines[-1].removeprefix("RESULT "))
+
+    assert result["torch_before_install"] is None  # the stock Blender really has no torch
+    assert result["generate"] == ["FINISHED"]
+    unpacked_wheels = tmp_path / "blender-user" / "extensions" / ".local"
+    for module_file in result["modules"]:
+        assert Path(module_file).is_relative_to(unpacked_wheels), module_file
+    assert result["faces"] > 1000 and result["closed"] and result["corrected"] is False
+    shutil.rmtree(tmp_path / "blender-user")  # the unpacked wheels take most of a GB

@@ -1,0 +1,125 @@
+"""A trained imHead model, loaded from its file: the API the rest of the project calls.
+
+Identities are codes of size config.code_dim; expressions are coefficient vectors over
+expression_names (0..1 each). Points are in the model frame (see frame.py). Every query runs
+without gradients, in float32 batches.
+"""
+from functools import cached_property
+
+import numpy as np
+import torch
+
+from .errors import ImHeadError, ModelFileError
+from .meshing import extract_surface
+from .modelfile import arrays_state_dict, load_model_file
+from .network import ImHeadNetwork
+
+QUERY_BATCH = 32768
+# The box every head (any identity within 3 standard deviations, any expression) fits in, model frame.
+HEAD_BOUNDS = (np.array([-0.78, -0.74, -0.98], np.float32), np.array([0.78, 0.74, 0.98], np.float32))
+
+
+class HeadModel:
+    def __init__(self, header, arrays, path=None):
+        self.path = path
+        self.config = header["config"]
+        self.hash = header["hash"]
+        self.expression_names = list(header["expression_names"])
+        self.keypoint_names = [k["name"] for k in header["keypoints"]]
+        part_regions = [k["region"] for k in header["keypoints"]]
+        self.regions = {name: [i for i, r in enumerate(part_regions) if r == name] for name in header["regions"]}
+        self.training = header.get("training", {})
+        self.codes = arrays["codes"]
+        self.network = ImHeadNetwork(self.config, arrays["template_keypoints"])
+        try:
+            self.network.load_state_dict(arrays_state_dict(arrays))
+        except RuntimeError as exc:
+            raise ModelFileError(f"{path}: weights do not match the model configuration: {exc}") from exc
+        self.network.eval()
+        self.network.requires_grad_(False)
+
+    @classmethod
+    def load(cls, path):
+        header, arrays = load_model_file(path)
+        return cls(header, arrays, path)
+
+    # --- identities -------------------------------------------------------------------------------
+    @cached_property
+    def code_statistics(self):
+        """Mean code and principal axes (rows, scaled by their standard deviation) of the training codes."""
+        mean = self.codes.mean(0)
+        _, singular, axes = np.linalg.svd(self.codes - mean, full_matrices=False)
+        scale = singular / np.sqrt(max(len(self.codes) - 1, 1))
+        return mean.astype(np.float32), (axes * scale[:, None]).astype(np.float32)
+
+    def mean_identity(self):
+        return self.code_statistics[0].copy()
+
+    def sample_identity(self, seed, scale=1.0):
+        """A random plausible identity: the mean plus `scale` standard deviations along random principal axes."""
+        mean, axes = self.code_statistics
+        coefficients = np.random.default_rng(seed).standard_normal(len(axes)).astype(np.float32)
+        return mean + scale * coefficients @ axes
+
+    def _code_tensor(self, identity):
+        code = torch.as_tensor(np.asarray(identity, np.float32)).reshape(1, -1)
+        if code.shape[1] != self.config.code_dim:
+            raise ImHeadError(f"identity code has {code.shape[1]} values, this model needs {self.config.code_dim}")
+        return code
+
+    def _expression_tensor(self, expression):
+        if expression is None:
+            return None
+        values = torch.as_tensor(np.asarray(expression, np.float32)).reshape(1, -1)
+        if values.shape[1] != len(self.expression_names):
+            raise ImHeadError(f"expression has {values.shape[1]} values, this model has "
+                              f"{len(self.expression_names)} expressions")
+        return values if values.abs().sum() > 0 else None
+
+    # --- queries ----------------------------------------------------------------------------------
+    def sdf_function(self, identity, expression=None, n_parts=None):
+        """A callable (N, 3) float32 tensor -> (N,) signed distance, for one head; no batching inside."""
+        code = self._code_tensor(identity)
+        expression = self._expression_tensor(expression)
+        net = self.network
+        local, extra = net.split_code(code)
+        keypoints = net.keypoints(local)
+
+        def sdf(points):
+            points = points[None]
+            if expression is not None:
+                points = net.warp_to_canonical(points, code, expression)
+            return net.identity_sdf(points, local, keypoints, extra, n_parts)[0]
+        return sdf
+
+    @torch.no_grad()
+    def sdf(self, points, identity, expression=None, n_parts=None):
+        """(N,) float32 signed distance of model-frame points (N, 3)."""
+        function = self.sdf_function(identity, expression, n_parts)
+        points = torch.as_tensor(np.asarray(points, np.float32))
+        return torch.cat([function(chunk) for chunk in points.split(QUERY_BATCH)]).numpy()
+
+    @torch.no_grad()
+    def keypoints(self, identity):
+        local, _ = self.network.split_code(self._code_tensor(identity))
+        return self.network.keypoints(local)[0].numpy()
+
+    @torch.no_grad()
+    def local_codes(self, identity):
+        local, _ = self.network.split_code(self._code_tensor(identity))
+        return local[0].numpy()
+
+    @torch.no_grad()
+    def warp(self, points, identity, expression):
+        """Observed points (N, 3) -> canonical points (N, 3) for an expression."""
+        code = self._code_tensor(identity)
+        values = torch.as_tensor(np.asarray(expression, np.float32)).reshape(1, -1)
+        points = torch.as_tensor(np.asarray(points, np.float32))
+        return torch.cat([self.network.warp_to_canonical(chunk[None], code, values)[0]
+                          for chunk in points.split(QUERY_BATCH)]).numpy()
+
+    @torch.no_grad()
+    def extract_mesh(self, identity, expression=None, resolution=128, progress=None, n_parts=None):
+        """The head's surface as a SurfaceMesh in the model frame (closed, outward normals)."""
+        return extract_surface(self.sdf_function(identity, expression, n_parts), resolution, HEAD_BOUNDS,
+                               progress=progress)

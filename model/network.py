@@ -1,0 +1,179 @@
+"""The imHead network: identity field (decomposition, keypoints, local parts, blending, FusionNet)
+and the expression warp. Maps tensors to tensors; no losses, data or files here.
+
+Shapes: B heads, N points per head, K parts, L local code size.
+"""
+import math
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .config import ModelConfig
+
+# Pairs (point, part) are grouped by part into blocks of this many rows, so that all parts run as one
+# batched matmul with at most one partly-filled block per part.
+PAIR_BLOCK = 256
+
+
+def positional_encoding(x, bands):
+    """gamma(x) = (x, sin(2^l pi x), cos(2^l pi x)) for l = 0..bands-1."""
+    freqs = (2.0 ** torch.arange(bands, dtype=x.dtype, device=x.device)) * math.pi
+    angles = (x[..., None, :] * freqs[:, None]).flatten(-2)
+    return torch.cat([x, torch.sin(angles), torch.cos(angles)], dim=-1)
+
+
+def mlp(in_dim, width, layers, out_dim):
+    """A DeepSDF-style stack of `layers` hidden layers, softplus between them (beta set by the caller)."""
+    dims = [in_dim] + [width] * layers + [out_dim]
+    return nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+
+
+def run_mlp(linears, x, beta):
+    for i, linear in enumerate(linears):
+        x = linear(x)
+        if i < len(linears) - 1:
+            x = F.softplus(x, beta=beta)
+    return x
+
+
+class PartNetworks(nn.Module):
+    """K independent MLPs evaluated on (point, part) pairs as one blocked batched matmul.
+
+    The code input of the first layer is folded into a per-(head, part) bias, so pairs only carry
+    their encoded coordinates.
+    """
+
+    def __init__(self, n_parts, in_dim, cond_dim, width, layers, out_dim, beta):
+        super().__init__()
+        dims = [in_dim] + [width] * layers + [out_dim]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for a, b in zip(dims[:-1], dims[1:]):
+            bound = 1.0 / math.sqrt(a if len(self.weights) else a + cond_dim)
+            self.weights.append(nn.Parameter(torch.empty(n_parts, a, b).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(n_parts, b).uniform_(-bound, bound)))
+        bound = 1.0 / math.sqrt(in_dim + cond_dim)
+        self.cond_weight = nn.Parameter(torch.empty(n_parts, cond_dim, width).uniform_(-bound, bound))
+        self.n_parts = n_parts
+        self.beta = beta
+
+    def first_layer_bias(self, cond):
+        """(B, K, cond_dim) -> (B, K, width): the code's contribution to the first layer."""
+        return torch.einsum("bkc,kcw->bkw", cond, self.cond_weight) + self.biases[0]
+
+    def forward(self, x, part, bias):
+        """x (P, in_dim) encoded coordinates, part (P,) part index, bias (P, width) -> (P, out_dim)."""
+        order = torch.argsort(part, stable=True)
+        part_sorted = part[order]
+        counts = torch.bincount(part_sorted, minlength=self.n_parts)
+        blocks_per_part = (counts + PAIR_BLOCK - 1) // PAIR_BLOCK
+        padded_start = torch.cumsum(blocks_per_part * PAIR_BLOCK, 0) - blocks_per_part * PAIR_BLOCK
+        start = torch.cumsum(counts, 0) - counts
+        rank = torch.arange(len(part_sorted), device=x.device) - start[part_sorted]
+        slot = padded_start[part_sorted] + rank
+        n_blocks = int(blocks_per_part.sum())
+        block_part = torch.repeat_interleave(torch.arange(self.n_parts, device=x.device), blocks_per_part)
+
+        h = x.new_zeros(n_blocks * PAIR_BLOCK, x.shape[1]).index_copy(0, slot, x[order])
+        h = h.view(n_blocks, PAIR_BLOCK, -1)
+        bias_blocks = bias.new_zeros(n_blocks * PAIR_BLOCK, bias.shape[1]).index_copy(0, slot, bias[order])
+        h = torch.bmm(h, self.weights[0][block_part]) + bias_blocks.view(n_blocks, PAIR_BLOCK, -1)
+        for weight, b in zip(self.weights[1:], self.biases[1:]):
+            h = F.softplus(h, beta=self.beta)
+            h = torch.bmm(h, weight[block_part]) + b[block_part][:, None, :]
+        out_sorted = h.reshape(n_blocks * PAIR_BLOCK, -1)[slot]
+        return torch.empty_like(out_sorted).index_copy(0, order, out_sorted)
+
+
+class ImHeadNetwork(nn.Module):
+    def __init__(self, config: ModelConfig, template_keypoints):
+        super().__init__()
+        self.config = c = config
+        pe_dim = 3 + 6 * c.pe_bands
+        if c.latent == "global":
+            self.decomposition = nn.Linear(c.global_dim, c.n_parts * c.local_dim)
+        extra = c.extra_global_dim if c.latent == "local_global" else 0
+        self.landmarks = mlp(c.n_parts * c.local_dim, c.landmark_width, 2, c.n_parts * 3)
+        # Start the keypoints at the template's, so parts begin in their own neighbourhoods.
+        with torch.no_grad():
+            self.landmarks[-1].weight.mul_(0.01)
+            self.landmarks[-1].bias.copy_(torch.as_tensor(template_keypoints, dtype=torch.float32).reshape(-1))
+        part_out = c.part_feature if c.fusion else 1
+        self.parts = PartNetworks(c.n_parts, pe_dim, c.local_dim + extra, c.part_width, c.part_layers,
+                                  part_out, c.softplus_beta)
+        if c.fusion:
+            self.fusion = mlp(3 + c.part_feature, c.fusion_width, c.fusion_layers, 1)
+        self.expression_lift = nn.Linear(c.expression_dim, c.expression_code)
+        self.warp_identity = nn.Linear(c.code_dim, c.warp_identity_dim)
+        self.warp = mlp(pe_dim + c.expression_code + c.warp_identity_dim, c.warp_width, c.warp_layers, 3)
+        with torch.no_grad():  # the warp starts as the identity map
+            self.warp[-1].weight.mul_(0.01)
+            self.warp[-1].bias.zero_()
+
+    # --- identity ---------------------------------------------------------------------------------
+    def split_code(self, codes):
+        """(B, code_dim) -> local codes (B, K, L) and the extra global code (B, E) or None."""
+        c = self.config
+        if c.latent == "global":
+            return self.decomposition(codes).view(-1, c.n_parts, c.local_dim), None
+        local = codes[:, : c.n_parts * c.local_dim].view(-1, c.n_parts, c.local_dim)
+        return local, (codes[:, c.n_parts * c.local_dim:] if c.latent == "local_global" else None)
+
+    def keypoints(self, local):
+        """(B, K, L) -> (B, K, 3)."""
+        out = run_mlp(self.landmarks, local.flatten(1), self.config.softplus_beta)
+        return out.view(-1, self.config.n_parts, 3)
+
+    def blend_weights(self, points, keypoints, n_parts):
+        """Indices (B, N, n) of the nearest n parts and their blend weights (B, N, n), summing to 1."""
+        dist = torch.cdist(points, keypoints)
+        if n_parts >= self.config.n_parts:
+            nearest = torch.arange(self.config.n_parts, device=points.device).expand_as(dist)
+            return nearest, torch.softmax(-dist / self.config.sigma, dim=-1)
+        near_dist, nearest = torch.topk(dist, n_parts + 1, dim=-1, largest=False)
+        # exp(-(d - d_min)/sigma) minus the next part's: the weight of the n-th part fades to zero before
+        # it swaps with the (n+1)-th, so the field has no seams.
+        scaled = torch.exp(-(near_dist - near_dist[..., :1]) / self.config.sigma)
+        raw = (scaled[..., :-1] - scaled[..., -1:]).clamp_min(0.0)
+        return nearest[..., :-1], raw / raw.sum(-1, keepdim=True).clamp_min(1e-12)
+
+    def identity_sdf(self, points, local, keypoints, extra=None, n_parts=None):
+        """Signed distance of canonical points (B, N, 3) for heads given by their local codes and keypoints.
+
+        n_parts: how many of the nearest parts to evaluate (default: the config's blend_parts).
+        """
+        c = self.config
+        n = min(n_parts or c.blend_parts, c.blend_parts)
+        B, N, _ = points.shape
+        nearest, weights = self.blend_weights(points, keypoints, n)
+        cond = local if extra is None else torch.cat([local, extra[:, None].expand(-1, c.n_parts, -1)], -1)
+        part_bias = self.parts.first_layer_bias(cond)                         # (B, K, W)
+        head = torch.arange(B, device=points.device)[:, None, None].expand_as(nearest)
+        flat_part = nearest.reshape(-1)
+        flat_head = head.reshape(-1)
+        pair_points = points[:, :, None, :].expand(-1, -1, n, -1).reshape(-1, 3)
+        if c.local_canonical:
+            pair_points = pair_points - keypoints[flat_head, flat_part]
+        features = self.parts(positional_encoding(pair_points, c.pe_bands), flat_part,
+                              part_bias[flat_head, flat_part])
+        blended = (features.view(B, N, n, -1) * weights[..., None]).sum(2)
+        if not c.fusion:
+            return blended[..., 0]
+        return run_mlp(self.fusion, torch.cat([points, blended], -1), c.softplus_beta)[..., 0]
+
+    # --- expression -------------------------------------------------------------------------------
+    def warp_to_canonical(self, points, codes, expression):
+        """Observed points (B, N, 3) -> canonical points, for expression coefficients (B, E)."""
+        c = self.config
+        cond = torch.cat([self.expression_lift(expression), self.warp_identity(codes)], -1)
+        cond = cond[:, None, :].expand(-1, points.shape[1], -1)
+        inputs = torch.cat([positional_encoding(points, c.pe_bands), cond], -1)
+        return points + run_mlp(self.warp, inputs, c.softplus_beta)
+
+    def forward(self, points, codes, expression=None, n_parts=None):
+        """Signed distance (B, N) of observed points (B, N, 3) for identity codes (B, code_dim)."""
+        local, extra = self.split_code(codes)
+        if expression is not None:
+            points = self.warp_to_canonical(points, codes, expression)
+        return self.identity_sdf(points, local, self.keypoints(local), extra, n_parts)

@@ -1,0 +1,229 @@
+"""Train imHead as an auto-decoder: one learned code per training head, the network shared.
+
+    python -m model.train --config configs/compact.json --out weights/imhead.npz
+
+A config file (JSON) has three sections: "model" (preset, ablation, field overrides), "data" (how many
+heads, samples per head, seed) and "train" (steps, batch, learning rates, loss weights). Checkpoints are
+written next to the output every `checkpoint_every` steps; running the same command again resumes.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .build_dataset import build_dataset
+from .config import make_config
+from .data_paths import cache_dir
+from .modelfile import save_model_file, state_dict_arrays
+from .network import ImHeadNetwork
+
+TRAIN_DEFAULTS = {
+    "steps": 1000, "batch_heads": 8, "surface_points": 768, "near_points": 1024, "free_points": 512,
+    "batch_expressions": 4, "expression_points": 512,
+    "lr_network": 1e-3, "lr_codes": 2e-3, "lr_drops": [0.5, 0.75, 0.9], "lr_drop_factor": 0.3,
+    "code_init_std": 0.01, "free_clamp": 0.1, "seed": 0, "checkpoint_every": 250, "threads": 0,
+    "loss_weights": {"surface": 3.0, "near": 1.0, "free": 0.3, "normal": 0.3, "eikonal": 0.05,
+                     "keypoints": 1.0, "code_prior": 1e-4, "warp": 3.0, "expression_sdf": 1.0},
+}
+DATA_DEFAULTS = {"heads": 300, "seed": 0, "surface": 16384, "near": 16384, "free": 4096, "expressions": 2}
+
+
+def load_config(path):
+    """A training config file, with every default filled in."""
+    raw = json.loads(Path(path).read_text())
+    return {"model": raw.get("model", {"preset": "compact"}),
+            "data": {**DATA_DEFAULTS, **raw.get("data", {})},
+            "train": {**TRAIN_DEFAULTS, **raw.get("train", {}),
+                      "loss_weights": {**TRAIN_DEFAULTS["loss_weights"],
+                                       **raw.get("train", {}).get("loss_weights", {})}}}
+
+
+def model_config(settings):
+    settings = dict(settings)
+    return make_config(settings.pop("preset", "compact"), settings.pop("ablation", "full"), **settings)
+
+
+def dataset_path(data):
+    name = "heads_{heads}_s{seed}_{surface}_{near}_{free}_e{expressions}.npz".format(**data)
+    return cache_dir() / name
+
+
+def load_dataset(data, progress=None):
+    """The training samples as float32 tensors; built (and cached) on first use."""
+    path = dataset_path(data)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + ".partial.npz")
+        build_dataset(tmp, data["heads"], data["seed"], data["surface"], data["near"], data["free"],
+                      data["expressions"], progress=progress)
+        tmp.replace(path)
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    tensors = {k: torch.from_numpy(v) for k, v in arrays.items() if v.dtype.kind in "fi" and v.ndim > 0}
+    tensors["expression_names"] = [str(s) for s in arrays["expression_names"]]
+    return tensors
+
+
+def columns(rng, n_rows, n_available, count):
+    """count random sample indices for each of n_rows rows."""
+    return torch.from_numpy(rng.integers(0, n_available, size=(n_rows, count)))
+
+
+def sdf_and_gradient(net, points, codes, expression=None):
+    points = points.requires_grad_(True)
+    sdf = net(points, codes, expression)
+    gradient, = torch.autograd.grad(sdf, points, torch.ones_like(sdf), create_graph=True)
+    return sdf, gradient
+
+
+def training_step(net, codes, data, rng, settings):
+    """All loss terms for one random batch; returns (total, {name: value})."""
+    w = settings["loss_weights"]
+    n_heads = data["surface"].shape[0]
+    heads = rng.choice(n_heads, size=settings["batch_heads"], replace=False)
+    rows = torch.as_tensor(heads)[:, None]
+    surface_columns = columns(rng, len(heads), data["surface"].shape[1], settings["surface_points"])
+    near_columns = columns(rng, len(heads), data["near"].shape[1], settings["near_points"])
+    free_columns = columns(rng, len(heads), data["free"].shape[1], settings["free_points"])
+    surface, normals = data["surface"][rows, surface_columns], data["normals"][rows, surface_columns]
+    near, near_sdf = data["near"][rows, near_columns], data["near_sdf"][rows, near_columns]
+    free, free_sdf = data["free"][rows, free_columns], data["free_sdf"][rows, free_columns]
+
+    code = codes(torch.as_tensor(heads))
+    # Gradients (second order, the costly part) only where they are supervised: normals on the surface,
+    # the eikonal term on the surface and in free space.
+    sdf, gradient = sdf_and_gradient(net, torch.cat([surface, free], 1), code)
+    n_s = surface.shape[1]
+    clamp = settings["free_clamp"]
+    terms = {
+        "surface": sdf[:, :n_s].abs().mean(),
+        "near": (net(near, code) - near_sdf).abs().mean(),
+        "free": (sdf[:, n_s:].clamp(-clamp, clamp) - free_sdf.clamp(-clamp, clamp)).abs().mean(),
+        "normal": (1 - torch.nn.functional.cosine_similarity(gradient[:, :n_s], normals, dim=-1)).mean(),
+        "eikonal": ((gradient.norm(dim=-1) - 1) ** 2).mean(),
+        "keypoints": (net.keypoints(net.split_code(code)[0]) - data["keypoints"][heads]).norm(dim=-1).mean(),
+        "code_prior": code.pow(2).sum(-1).mean(),
+    }
+    n_expressed = data["exp_head"].shape[0]
+    if settings["batch_expressions"] and n_expressed:
+        chosen = rng.choice(n_expressed, size=min(settings["batch_expressions"], n_expressed), replace=False)
+        count = settings["expression_points"]
+        exp_rows = torch.as_tensor(chosen)[:, None]
+        surface_columns = columns(rng, len(chosen), data["exp_observed"].shape[1], count)
+        near_columns = columns(rng, len(chosen), data["exp_near"].shape[1], count)
+        observed = data["exp_observed"][exp_rows, surface_columns]
+        canonical = data["exp_canonical"][exp_rows, surface_columns]
+        exp_near, exp_near_sdf = data["exp_near"][exp_rows, near_columns], data["exp_near_sdf"][exp_rows, near_columns]
+        exp_code = codes(data["exp_head"][chosen].long())
+        weights = data["exp_weights"][chosen]
+        warped = net.warp_to_canonical(observed, exp_code, weights)
+        terms["warp"] = (warped - canonical).norm(dim=-1).mean()
+        terms["expression_sdf"] = (net(exp_near, exp_code, weights) - exp_near_sdf).abs().mean()
+    total = sum(w[name] * value for name, value in terms.items())
+    return total, {name: float(value.detach()) for name, value in terms.items()}
+
+
+def template_keypoints(data):
+    return data["keypoints"].mean(0).numpy()
+
+
+def learning_rate_factor(step, settings):
+    drops = sum(step >= fraction * settings["steps"] for fraction in settings["lr_drops"])
+    return settings["lr_drop_factor"] ** drops
+
+
+def train(config, out_path, progress=None, checkpoint_path=None):
+    """Train from a loaded config (see load_config) and write the model file to out_path.
+
+    progress(step, steps, losses) is called after every step. Returns the training summary dict.
+    """
+    settings, cfg = config["train"], model_config(config["model"])
+    if settings["threads"]:
+        torch.set_num_threads(settings["threads"])
+    torch.manual_seed(settings["seed"])
+    rng = np.random.default_rng(settings["seed"])
+    data = load_dataset(config["data"])
+    n_heads = data["surface"].shape[0]
+
+    net = ImHeadNetwork(cfg, template_keypoints(data))
+    codes = torch.nn.Embedding(n_heads, cfg.code_dim)
+    torch.nn.init.normal_(codes.weight, 0.0, settings["code_init_std"])
+    optimizer = torch.optim.Adam([{"params": net.parameters(), "lr": settings["lr_network"]},
+                                  {"params": codes.parameters(), "lr": settings["lr_codes"]}])
+    base_lrs = [settings["lr_network"], settings["lr_codes"]]
+    checkpoint_path = Path(checkpoint_path or Path(out_path).with_suffix(".checkpoint.pt"))
+    step, elapsed = 0, 0.0
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, weights_only=True)
+        net.load_state_dict(state["network"])
+        codes.load_state_dict(state["codes"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, elapsed = state["step"], state["elapsed"]
+        rng = np.random.default_rng([settings["seed"], step])
+        torch.manual_seed(settings["seed"] + step)
+
+    losses = {}
+    started = time.perf_counter() - elapsed
+    while step < settings["steps"]:
+        for group, lr in zip(optimizer.param_groups, base_lrs):
+            group["lr"] = lr * learning_rate_factor(step, settings)
+        optimizer.zero_grad(set_to_none=True)
+        total, losses = training_step(net, codes, data, rng, settings)
+        total.backward()
+        optimizer.step()
+        step += 1
+        if progress is not None:
+            progress(step, settings["steps"], losses)
+        if step % settings["checkpoint_every"] == 0 and step < settings["steps"]:
+            torch.save({"network": net.state_dict(), "codes": codes.state_dict(),
+                        "optimizer": optimizer.state_dict(), "step": step,
+                        "elapsed": time.perf_counter() - started}, checkpoint_path)
+            rng = np.random.default_rng([settings["seed"], step])
+            torch.manual_seed(settings["seed"] + step)
+
+    summary = {"steps": step, "seconds": round(time.perf_counter() - started, 1),
+               "threads": torch.get_num_threads(), "final_losses": losses, "heads": n_heads}
+    save_trained_model(out_path, net, codes.weight.detach(), data, config, summary)
+    checkpoint_path.unlink(missing_ok=True)
+    return summary
+
+
+def save_trained_model(out_path, net, codes, data, config, summary):
+    table = json.loads((Path(__file__).parent / "keypoints.json").read_text())
+    header = {"config": net.config.to_dict(), "keypoints": table["keypoints"], "regions": table["regions"],
+              "expression_names": data["expression_names"], "training": {"config": config, **summary}}
+    arrays = state_dict_arrays(net.state_dict())
+    arrays["codes"] = codes.numpy().astype(np.float32)
+    arrays["template_keypoints"] = template_keypoints(data).astype(np.float32)
+    return save_model_file(out_path, header, arrays)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Train an imHead model from a config file.")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    start, first_step = time.perf_counter(), None
+
+    def report(step, steps, losses):
+        nonlocal first_step
+        first_step = step - 1 if first_step is None else first_step
+        every = max(1, steps // 200)
+        if step % every and step != steps:
+            return
+        spent = time.perf_counter() - start
+        eta = spent / (step - first_step) * (steps - step)
+        shown = " ".join(f"{k}={v:.4g}" for k, v in losses.items())
+        print(f"step {step}/{steps}  {spent:.0f}s  eta {eta:.0f}s  {shown}", flush=True)
+
+    summary = train(config, args.out, progress=report)
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -39,10 +39,12 @@ WHEELS = ("typing_extensions==4.16.0", "scikit-image==0.26.0", "lazy_loader==0.6
 
 # Blender platform -> (pip platform tags, torch release). PyPI's Linux torch is a CUDA build of
 # several GB; the CPU build (a local "+cpu" release) is named exactly so pip never substitutes it.
+# Not served: macos-x64 (torch has no Intel-Mac wheels since 2.2) and linux-arm64 (PyPI's aarch64
+# torch 2.13 is a CUDA build). torch 2.13 for macOS needs macOS 14 or newer.
 PLATFORMS = {
     "linux-x64": (("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"), f"{TORCH_VERSION}+cpu"),
     "windows-x64": (("win_amd64",), TORCH_VERSION),
-    "macos-arm64": (("macosx_12_0_arm64",), TORCH_VERSION),
+    "macos-arm64": (("macosx_14_0_arm64",), TORCH_VERSION),
 }
 
 

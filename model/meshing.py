@@ -115,13 +115,23 @@ def _extract_surface_counted(sdf_fn, resolution, bounds, lipschitz, batch_size, 
     """extract_surface, also returning how many points went through sdf_fn."""
     grid = _Grid(resolution, bounds)
     sampler = _FieldSampler(sdf_fn, grid, batch_size, progress)
-    levels = max(0, int(math.floor(math.log2(int(resolution) / COARSEST_CELLS))))
+    values, corners = _surface_lattice(grid, lipschitz, sampler)
+    mesh = _mesh_from_lattice(values, grid, corners)
+    if progress is not None:
+        progress(1.0)
+    return mesh, sampler.evaluated
+
+
+def _surface_lattice(grid, lipschitz, sampler):
+    """Lattice values, coarse to fine, exact at every corner of every cell the surface crosses and of
+    the right sign elsewhere; and the mask of those corners."""
+    levels = max(0, int(math.floor(math.log2(int(grid.cells.max()) / COARSEST_CELLS))))
     stride = 2 ** levels
     coarse_cells = -(-grid.cells // stride)
-    # Level l costs about 4^l evaluations (a surface band at twice the resolution); the last share
-    # is marching cubes.
-    weights = np.array([4.0 ** level for level in range(levels + 1)] + [4.0 ** levels / 4])
-    ends = np.cumsum(weights) / weights.sum()
+    # Level l costs about 4^l evaluations (a surface band at twice the resolution); marching cubes
+    # takes the last 5 %.
+    weights = 4.0 ** np.arange(levels + 1)
+    ends = 0.95 * np.cumsum(weights) / weights.sum()
 
     sampler.span = (0.0, ends[0])
     index = np.stack(np.meshgrid(*(np.arange(c + 1) for c in coarse_cells), indexing="ij"), axis=-1)
@@ -137,12 +147,8 @@ def _extract_surface_counted(sdf_fn, resolution, bounds, lipschitz, batch_size, 
 
     crop = tuple(slice(0, c + 1) for c in grid.cells)
     values, exact = np.ascontiguousarray(values[crop]), np.ascontiguousarray(exact[crop])
-    sampler.span = (ends[-2], ends[-2])
-    corners = _complete_crossed_cells(values, exact, sampler)
-    mesh = _mesh_from_lattice(values, grid, corners)
-    if progress is not None:
-        progress(1.0)
-    return mesh, sampler.evaluated
+    sampler.span = (ends[-1], ends[-1])
+    return values, _complete_crossed_cells(values, exact, sampler)
 
 
 def _extract_surface_dense_counted(sdf_fn, resolution, bounds, batch_size, progress):
@@ -366,3 +372,35 @@ def write_ply(path, mesh):
         file.write(header.encode("ascii"))
         file.write(vertex_rows.tobytes())
         file.write(face_rows.tobytes())
+
+
+def main(argv=None):
+    """python -m model.meshing --model weights/imhead.npz --seed 0 --resolution 256 --out head.obj"""
+    import argparse
+    from pathlib import Path
+
+    from .errors import ImHeadError
+    from .head_model import HeadModel  # here, not at the top: head_model imports this module
+
+    parser = argparse.ArgumentParser(description="Mesh one head of an imHead model into an OBJ or PLY file.")
+    parser.add_argument("--model", required=True, type=Path, help="model file, e.g. weights/imhead.npz")
+    parser.add_argument("--seed", type=int, default=0, help="identity seed (HeadModel.sample_identity)")
+    parser.add_argument("--scale", type=float, default=1.0, help="identity scale: 0 = mean head .. 2")
+    parser.add_argument("--resolution", type=int, default=256, help="cells along the longest side of the box")
+    parser.add_argument("--out", required=True, type=Path, help="output file, .obj or .ply")
+    args = parser.parse_args(argv)
+    writers = {".obj": write_obj, ".ply": write_ply}
+    if args.out.suffix.lower() not in writers:
+        parser.error(f"--out must end in .obj or .ply, got {args.out}")
+    try:
+        head = HeadModel.load(args.model)
+    except ImHeadError as exc:
+        parser.exit(1, f"error: {exc}\n")
+    mesh = head.extract_mesh(head.sample_identity(args.seed, args.scale), resolution=args.resolution)
+    writers[args.out.suffix.lower()](args.out, mesh)
+    print(f"{args.out}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces, "
+          f"{connected_components(mesh)} piece(s), closed: {is_closed(mesh)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,15 +1,21 @@
 """Surface extraction: the coarse-to-fine mesh is the dense-grid mesh, closed, outward, and cheap."""
 import math
+import subprocess
+import sys
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from model import HeadModel
+from model.head_model import HEAD_BOUNDS
 from model.meshing import (
     SurfaceMesh, connected_components, extract_surface, extract_surface_dense, is_closed, write_obj, write_ply,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 CUBE = (np.array([-1.0, -1.0, -1.0]), np.array([1.0, 1.0, 1.0]))
 RESOLUTION = 64
 VOXEL = 2.0 / RESOLUTION
@@ -279,16 +285,23 @@ def test_obj_and_ply_files_hold_the_mesh(tmp_path):
 
 
 def test_trained_model_mesh_is_the_dense_mesh(tiny_model):
-    model = pytest.importorskip("model", reason="HeadModel is not written yet")
-    if not hasattr(model, "HeadModel"):
-        pytest.skip("model.HeadModel is not written yet")
-    head = model.HeadModel.load(tiny_model)
-    identity = head.mean_identity()
-
-    def field(points):
-        return torch.as_tensor(head.sdf(points.numpy(), identity))
-
-    fine = extract_surface(field, RESOLUTION, CUBE)
-    dense = extract_surface_dense(field, RESOLUTION, CUBE)
+    head = HeadModel.load(tiny_model)
+    field = head.sdf_function(head.sample_identity(0))
+    fine = extract_surface(field, RESOLUTION, HEAD_BOUNDS)
+    dense = extract_surface_dense(field, RESOLUTION, HEAD_BOUNDS)
     assert len(dense.faces) > 0
-    assert_same_mesh(fine, dense, VOXEL)
+    assert_same_mesh(fine, dense, 1.96 / RESOLUTION)
+
+
+def test_command_line_meshes_a_head_into_a_file(tiny_model, tmp_path):
+    out = tmp_path / "head.ply"
+    result = subprocess.run([sys.executable, "-m", "model.meshing", "--model", str(tiny_model), "--seed", "3",
+                             "--resolution", "48", "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    head = HeadModel.load(tiny_model)
+    mesh = head.extract_mesh(head.sample_identity(3), resolution=48)
+    assert f"element face {len(mesh.faces)}".encode() in out.read_bytes()[:400]
+
+    missing = subprocess.run([sys.executable, "-m", "model.meshing", "--model", str(tmp_path / "none.npz"),
+                              "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert missing.returncode == 1 and "none.npz" in missing.stderr and "Traceback" not in missing.stderr

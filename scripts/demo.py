@@ -1,7 +1,7 @@
 """The artist's path, end to end: build the extension, install it into a fresh Blender, generate
 a head with the operator, frame it with a camera and lights, save the .blend and a Cycles render.
 
-    .venv/bin/python scripts/demo.py [--output-dir demo] [--seed 7] [--resolution FINAL]
+    .venv/bin/python scripts/demo.py [--output-dir demo] [--seed 7] [--resolution FINAL] [--weights PATH]
 """
 import argparse
 import math
@@ -13,10 +13,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from build import BuildError, build, this_platform  # noqa: E402
+from build import DEFAULT_WEIGHTS, BuildError, build, this_platform  # noqa: E402
 
 ADDON_MODULE = "bl_ext.user_default.imhead"
-SKIN = (0.80, 0.58, 0.47, 1.0)
+SKIN = (0.62, 0.42, 0.33, 1.0)
 
 
 def install_extension(bpy, package):
@@ -26,8 +26,7 @@ def install_extension(bpy, package):
 
 
 def skin_material(bpy):
-    material = bpy.data.materials.new("Skin")
-    material.use_nodes = True
+    material = bpy.data.materials.new("Skin")  # Blender 5 gives new materials a Principled BSDF
     shader = material.node_tree.nodes["Principled BSDF"]
     shader.inputs["Base Color"].default_value = SKIN
     shader.inputs["Roughness"].default_value = 0.55
@@ -69,21 +68,21 @@ def frame_head(bpy, head):
     bpy.context.collection.objects.link(camera)
     bpy.context.scene.camera = camera
 
-    add_light(bpy, "Key", centre + Vector((-0.9, -1.0, 0.8)), centre, 120.0, 0.8)
-    add_light(bpy, "Fill", centre + Vector((1.1, -0.6, 0.1)), centre, 30.0, 1.2)
-    add_light(bpy, "Rim", centre + Vector((0.3, 1.0, 0.7)), centre, 80.0, 0.5)
+    add_light(bpy, "Key", centre + Vector((-0.9, -1.0, 0.8)), centre, 60.0, 0.8)
+    add_light(bpy, "Fill", centre + Vector((1.1, -0.6, 0.1)), centre, 12.0, 1.2)
+    add_light(bpy, "Rim", centre + Vector((0.3, 1.0, 0.7)), centre, 40.0, 0.5)
 
 
 def setup_render(bpy, image_path):
     scene = bpy.context.scene
     scene.render.engine = 'CYCLES'
     scene.cycles.device = 'CPU'
-    scene.cycles.samples = 64
-    scene.render.resolution_x = scene.render.resolution_y = 768
+    scene.cycles.samples = 32
+    scene.cycles.use_denoising = True
+    scene.render.resolution_x = scene.render.resolution_y = 640
     scene.render.image_settings.file_format = 'PNG'
     scene.render.filepath = str(image_path)
     world = bpy.data.worlds.new("World")
-    world.use_nodes = True
     world.node_tree.nodes["Background"].inputs["Color"].default_value = (0.05, 0.055, 0.065, 1.0)
     scene.world = world
 
@@ -93,13 +92,14 @@ def main(argv=None):
     parser.add_argument("--output-dir", default=str(ROOT / "demo"))
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--resolution", choices=("PREVIEW", "FINAL"), default="FINAL")
+    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="the model file to bundle")
     args = parser.parse_args(argv)
     output_dir = Path(args.output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
     try:
-        package = build(this_platform())
+        package = build(this_platform(), args.weights)
     except BuildError as error:
         raise SystemExit(f"demo: {error}")
     print(f"built {package.name} in {time.perf_counter() - started:.0f} s")

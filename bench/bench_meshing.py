@@ -54,6 +54,18 @@ def load_field(args):
     return head.sdf_function(head.sample_identity(args.seed))
 
 
+class Counted:
+    """The field, counting the points it is asked for."""
+
+    def __init__(self, field):
+        self.field = field
+        self.points = 0
+
+    def __call__(self, points):
+        self.points += len(points)
+        return self.field(points)
+
+
 def rss_bytes():
     with open("/proc/self/statm") as file:
         return int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -62,20 +74,18 @@ def rss_bytes():
 def worker(args):
     """One extraction in this process; prints a JSON line, saves the mesh to args.mesh_out."""
     torch.set_num_threads(args.threads)
-    field = load_field(args)
-    field(torch.zeros(64, 3))  # warm up the field's first call
+    field = Counted(load_field(args))
+    field.field(torch.zeros(64, 3))  # warm up the field's first call
     before = rss_bytes()
     start, start_cpu = time.perf_counter(), time.process_time()
     if args.method == "dense":
-        mesh, points = meshing._extract_surface_dense_counted(field, args.resolution, HEAD_BOUNDS,
-                                                              meshing.DEFAULT_BATCH_SIZE, None)
+        mesh = meshing.extract_surface_dense(field, args.resolution, HEAD_BOUNDS)
     else:
-        mesh, points = meshing._extract_surface_counted(field, args.resolution, HEAD_BOUNDS, args.lipschitz,
-                                                        meshing.DEFAULT_BATCH_SIZE, None)
+        mesh = meshing.extract_surface(field, args.resolution, HEAD_BOUNDS, lipschitz=args.lipschitz)
     seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     np.savez(args.mesh_out, vertices=mesh.vertices, faces=mesh.faces)
-    print(json.dumps({"seconds": seconds, "cpu": cpu, "points": points, "peak_rss": peak, "growth": peak - before,
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "points": field.points, "peak_rss": peak, "growth": peak - before,
                       "vertices": len(mesh.vertices), "faces": len(mesh.faces),
                       "components": meshing.connected_components(mesh), "closed": meshing.is_closed(mesh)}))
 

@@ -64,14 +64,13 @@ class _Grid:
 
 
 class _FieldSampler:
-    """Evaluates the field at lattice indices in batches, counting points and reporting progress."""
+    """Evaluates the field at lattice indices in batches, reporting progress."""
 
     def __init__(self, sdf_fn, grid, batch_size, progress):
         self.sdf_fn = sdf_fn
         self.grid = grid
         self.batch_size = int(batch_size)
         self.progress = progress
-        self.evaluated = 0
         self.span = (0.0, 1.0)  # the share of the whole job this call's points stand for
 
     def __call__(self, index):
@@ -83,7 +82,6 @@ class _FieldSampler:
                 points = torch.from_numpy(self.grid.points(index[start:stop]))
                 out = self.sdf_fn(points)
                 values[start:stop] = out.detach().reshape(-1).to(device="cpu", dtype=torch.float32).numpy()
-                self.evaluated += stop - start
                 if self.progress is not None:
                     self.progress(start_fraction + (end_fraction - start_fraction) * stop / len(index))
         snap = ZERO_SNAP * self.grid.voxel
@@ -101,25 +99,30 @@ def extract_surface(sdf_fn, resolution, bounds, *, lipschitz=DEFAULT_LIPSCHITZ,
     at most `lipschitz` per unit length. `progress(fraction)` is called now and then; an exception
     raised in it propagates (that is how callers cancel). No crossing in the box: an empty mesh.
     """
-    mesh, _ = _extract_surface_counted(sdf_fn, resolution, bounds, lipschitz, batch_size, progress)
+    grid = _Grid(resolution, bounds)
+    values, corners = _surface_lattice(grid, lipschitz, _FieldSampler(sdf_fn, grid, batch_size, progress))
+    mesh = _mesh_from_lattice(values, grid, corners)
+    if progress is not None:
+        progress(1.0)
     return mesh
 
 
 def extract_surface_dense(sdf_fn, resolution, bounds, *, batch_size=DEFAULT_BATCH_SIZE, progress=None):
     """The baseline (as in DeepSDF and NPHM): evaluate every lattice point, then marching cubes."""
-    mesh, _ = _extract_surface_dense_counted(sdf_fn, resolution, bounds, batch_size, progress)
-    return mesh
-
-
-def _extract_surface_counted(sdf_fn, resolution, bounds, lipschitz, batch_size, progress):
-    """extract_surface, also returning how many points went through sdf_fn."""
     grid = _Grid(resolution, bounds)
     sampler = _FieldSampler(sdf_fn, grid, batch_size, progress)
-    values, corners = _surface_lattice(grid, lipschitz, sampler)
-    mesh = _mesh_from_lattice(values, grid, corners)
+    shape = tuple(grid.cells + 1)
+    values = np.empty(shape, dtype=np.float32)
+    flat_values = values.reshape(-1)
+    chunk = 16 * sampler.batch_size  # a chunk at a time keeps the index arrays small
+    for start in range(0, len(flat_values), chunk):
+        stop = min(start + chunk, len(flat_values))
+        sampler.span = (0.95 * start / len(flat_values), 0.95 * stop / len(flat_values))
+        flat_values[start:stop] = sampler(np.stack(np.unravel_index(np.arange(start, stop), shape), axis=-1))
+    mesh = _mesh_from_lattice(values, grid, None)
     if progress is not None:
         progress(1.0)
-    return mesh, sampler.evaluated
+    return mesh
 
 
 def _surface_lattice(grid, lipschitz, sampler):
@@ -149,24 +152,6 @@ def _surface_lattice(grid, lipschitz, sampler):
     values, exact = np.ascontiguousarray(values[crop]), np.ascontiguousarray(exact[crop])
     sampler.span = (ends[-1], ends[-1])
     return values, _complete_crossed_cells(values, exact, sampler)
-
-
-def _extract_surface_dense_counted(sdf_fn, resolution, bounds, batch_size, progress):
-    """extract_surface_dense, also returning how many points went through sdf_fn."""
-    grid = _Grid(resolution, bounds)
-    sampler = _FieldSampler(sdf_fn, grid, batch_size, progress)
-    shape = tuple(grid.cells + 1)
-    values = np.empty(shape, dtype=np.float32)
-    flat_values = values.reshape(-1)
-    chunk = 16 * sampler.batch_size  # a chunk at a time keeps the index arrays small
-    for start in range(0, len(flat_values), chunk):
-        stop = min(start + chunk, len(flat_values))
-        sampler.span = (0.95 * start / len(flat_values), 0.95 * stop / len(flat_values))
-        flat_values[start:stop] = sampler(np.stack(np.unravel_index(np.arange(start, stop), shape), axis=-1))
-    mesh = _mesh_from_lattice(values, grid, None)
-    if progress is not None:
-        progress(1.0)
-    return mesh, sampler.evaluated
 
 
 def _refine(coarse, coarse_exact, active, stride, lipschitz, sampler):

@@ -7,6 +7,7 @@ code itself is an array custom property of that group, as its size depends on th
 import bpy
 import numpy as np
 
+from ..model import ImHeadError
 from .meshes import mesh_from_surface
 from .models import load_model
 
@@ -24,6 +25,8 @@ def generate_head(context, settings, progress=None):
     model = load_model(settings["model_path"])
     identity = model.sample_identity(settings["seed"], settings["variation"])
     surface = model.extract_mesh(identity, resolution=settings["resolution"], progress=progress)
+    if len(surface.faces) == 0:
+        raise ImHeadError(f"The model in {model.path} gives no surface for this head: is it a trained model?")
     mesh = mesh_from_surface(HEAD_NAME, surface)
     head = context.active_object if settings["replace"] and is_head(context.active_object) else None
     if head is None:

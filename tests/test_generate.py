@@ -1,4 +1,8 @@
 """Generating heads through the installed extension's operators, in a real (module) Blender."""
+import os
+import shutil
+import sys
+
 import numpy as np
 import pytest
 
@@ -109,6 +113,19 @@ def test_a_missing_bundled_model_is_reported(bpy, extension_dir):
         bundled.with_suffix(".moved").rename(bundled)
     assert str(bundled) in str(raised.value) and "Traceback" not in str(raised.value)
     assert scene_contents(bpy) == ([], [])
+
+
+def test_a_model_file_is_loaded_once_until_it_changes(bpy, installed_extension, tiny_model, tmp_path):
+    bridge = sys.modules[f"{installed_extension}.imhead_blender"]
+    model_file = tmp_path / "model.npz"
+    shutil.copyfile(tiny_model, model_file)
+    loaded = bridge.load_model(str(model_file))
+    assert bridge.load_model(str(model_file)) is loaded
+
+    modified = model_file.stat().st_mtime_ns + 10**9
+    os.utime(model_file, ns=(modified, modified))
+    reloaded = bridge.load_model(str(model_file))
+    assert reloaded is not loaded and reloaded.hash == loaded.hash
 
 
 def test_generate_is_unavailable_outside_object_mode(bpy):

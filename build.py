@@ -142,8 +142,8 @@ def build(blender_platform, weights=DEFAULT_WEIGHTS, output_dir=ROOT / "dist", c
     weights = Path(weights)
     if not weights.is_file():
         raise BuildError(
-            f"no model file at {weights}: train the model first (README, 'Training') "
-            "or name another model file with --weights PATH"
+            f"no model file at {weights}: train one first (python -m model.train --config "
+            "configs/compact.json --out weights/imhead.npz) or name another with --weights PATH"
         )
     wheels = fetch_wheels(blender_platform, cache_dir)
     version = tomllib.loads((ROOT / MANIFEST).read_text())["version"]

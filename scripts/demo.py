@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))
 from build import DEFAULT_WEIGHTS, BuildError, build, this_platform  # noqa: E402
 
 ADDON_MODULE = "bl_ext.user_default.imhead"
-SKIN = (0.62, 0.42, 0.33, 1.0)
+SKIN = (0.58, 0.38, 0.29, 1.0)
 
 
 def install_extension(bpy, package):
@@ -69,7 +69,7 @@ def frame_head(bpy, head):
     bpy.context.scene.camera = camera
 
     add_light(bpy, "Key", centre + Vector((-0.9, -1.0, 0.8)), centre, 60.0, 0.8)
-    add_light(bpy, "Fill", centre + Vector((1.1, -0.6, 0.1)), centre, 12.0, 1.2)
+    add_light(bpy, "Fill", centre + Vector((1.1, -0.6, 0.1)), centre, 8.0, 1.2)
     add_light(bpy, "Rim", centre + Vector((0.3, 1.0, 0.7)), centre, 40.0, 0.5)
 
 

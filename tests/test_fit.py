@@ -1,0 +1,223 @@
+"""Fitting the model to point clouds: input checks, repeatability, recovering a known placement, big
+inputs, the command line."""
+import json
+import tracemalloc
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from model import HeadModel, ImHeadError
+from model.fit import fit, guess_unit, main, read_points
+from model.frame import MODEL_UNIT_M
+
+
+@pytest.fixture(scope="module")
+def head_model(tiny_model):
+    return HeadModel.load(tiny_model)
+
+
+@pytest.fixture(scope="module")
+def head(head_model):
+    """A head of the model itself, (surface points, normals), model frame: a fit can match it exactly."""
+    identity = head_model.sample_identity(seed=3, scale=1.0)
+    mesh = head_model.extract_mesh(identity, resolution=64)
+    return mesh_samples(mesh.vertices, mesh.faces, 20000, np.random.default_rng(1))
+
+
+def mesh_samples(vertices, faces, n, rng):
+    """n area-uniform points on a triangle mesh and their face normals."""
+    corners = vertices[faces].astype(np.float64)
+    cross = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    area = np.linalg.norm(cross, axis=1)
+    face = rng.choice(len(faces), n, p=area / area.sum())
+    u, v = rng.random(n), rng.random(n)
+    outside = u + v > 1
+    u[outside], v[outside] = 1 - u[outside], 1 - v[outside]
+    c = corners[face]
+    points = c[:, 0] + u[:, None] * (c[:, 1] - c[:, 0]) + v[:, None] * (c[:, 2] - c[:, 0])
+    return points, cross[face] / area[face, None]
+
+
+def scan_placement(degrees=25.0):
+    """A known model frame -> scan map: millimetres, rotated about a skew axis, shifted."""
+    axis = np.array([1.0, 2.0, 0.5])
+    matrix = np.eye(4)
+    rotation = Rotation.from_rotvec(np.radians(degrees) * axis / np.linalg.norm(axis)).as_matrix()
+    matrix[:3, :3] = MODEL_UNIT_M * 1000.0 * rotation
+    matrix[:3, 3] = [30.0, -500.0, 1200.0]
+    return matrix
+
+
+def apply(matrix, points):
+    return points @ matrix[:3, :3].T + matrix[:3, 3]
+
+
+@pytest.mark.parametrize("points, message", [
+    (np.zeros((0, 3)), "no points"),
+    (np.random.default_rng(0).normal(size=(299, 3)), "at least 300"),
+    (np.zeros((500, 2)), "shape"),
+    (np.where(np.arange(1500).reshape(500, 3) == 7, np.nan, 1.0), "NaN or infinite"),
+    (np.where(np.arange(1500).reshape(500, 3) == 7, np.inf, 1.0), "NaN or infinite"),
+    (np.random.default_rng(0).normal(size=(500, 3)) * 1e-5, "size of a head"),
+    (np.random.default_rng(0).normal(size=(500, 3)) * 1e6, "size of a head"),
+    (np.random.default_rng(0).normal(size=(500, 3)) * 0.5, "size of a head"),  # between metres and inches
+])
+def test_bad_input_is_refused_with_a_reason(head_model, points, message):
+    with pytest.raises(ImHeadError, match=message):
+        fit(head_model, points, steps=1)
+
+
+def test_bad_normals_and_settings_are_refused(head_model, head):
+    points, normals = head
+    with pytest.raises(ImHeadError, match="normals"):
+        fit(head_model, points, normals[:10], steps=1)
+    with pytest.raises(ImHeadError, match="quality"):
+        fit(head_model, points, quality="perfect")
+    with pytest.raises(ImHeadError, match="unit"):
+        fit(head_model, points, unit="furlong", steps=1)
+
+
+@pytest.mark.parametrize("unit, metres", [("m", 1.0), ("cm", 0.01), ("mm", 0.001), ("in", 0.0254)])
+def test_units_are_guessed_from_the_size_of_a_head(head, unit, metres):
+    points = head[0] * MODEL_UNIT_M / metres
+    assert guess_unit(points) == unit
+    face_only = points[head[0][:, 1] < -0.1]
+    assert guess_unit(face_only) == unit
+
+
+def test_same_seed_same_fit_other_seed_other_batches(head_model, head):
+    points = apply(scan_placement(), head[0])
+    first = fit(head_model, points, n_points=2000, steps=15, seed=4)
+    again = fit(head_model, points, n_points=2000, steps=15, seed=4)
+    other = fit(head_model, points, n_points=2000, steps=15, seed=5)
+    np.testing.assert_array_equal(first.identity, again.identity)
+    np.testing.assert_array_equal(first.expression, again.expression)
+    np.testing.assert_array_equal(first.transform, again.transform)
+    assert not np.array_equal(first.identity, other.identity)
+
+
+def test_a_known_placement_is_recovered(head_model, head):
+    """The model's own head, in millimetres, rotated 25 degrees and shifted 1.3 m: the fit undoes it."""
+    placement = scan_placement(25.0)
+    truth, truth_normals = head
+    points = apply(placement, truth)
+    normals = truth_normals @ placement[:3, :3].T
+    result = fit(head_model, points, normals, neutral=True, steps=120, seed=0)
+
+    assert result.unit == "mm"
+    assert result.steps == 120
+    assert result.residual_mm < 0.5
+    np.testing.assert_array_equal(result.expression, 0.0)
+    # The scan's points land where they came from in the model frame (a smooth head lets them slide a
+    # little along its surface), and the inverse brings the model frame back onto the scan.
+    recovered = apply(result.transform, points)
+    assert np.linalg.norm(recovered - truth, axis=1).mean() * MODEL_UNIT_M * 1000 < 3.0
+    np.testing.assert_allclose(apply(result.inverse_transform, recovered), points, atol=1e-6)
+    scale = np.cbrt(np.linalg.det(result.transform[:3, :3]))
+    assert scale == pytest.approx(1 / (MODEL_UNIT_M * 1000), rel=0.02)
+    rotation = result.transform[:3, :3] / scale
+    error = Rotation.from_matrix(rotation @ placement[:3, :3] / (MODEL_UNIT_M * 1000)).magnitude()
+    assert np.degrees(error) < 3.0
+
+
+def test_an_expression_fit_keeps_coefficients_in_range_and_reports_progress(head_model, head):
+    calls = []
+    result = fit(head_model, head[0] * MODEL_UNIT_M, steps=20, n_points=2000,
+                 progress=lambda fraction, message: calls.append((fraction, message)))
+    assert result.expression.shape == (len(head_model.expression_names),)
+    assert result.expression.min() >= 0.0 and result.expression.max() <= 1.0
+    fractions = [fraction for fraction, _ in calls]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert all(isinstance(message, str) and message for _, message in calls)
+
+
+def test_raising_in_progress_cancels(head_model, head):
+    class Cancelled(Exception):
+        pass
+
+    def cancel_halfway(fraction, message):
+        if fraction > 0.5:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        fit(head_model, head[0] * MODEL_UNIT_M, steps=20, n_points=2000, progress=cancel_halfway)
+
+
+def test_two_million_points_are_subsampled_in_bounded_memory(head_model, head):
+    rng = np.random.default_rng(0)
+    points = apply(scan_placement(), head[0][rng.integers(0, len(head[0]), 2_000_000)])
+    points += rng.normal(scale=0.5, size=points.shape)  # half a millimetre of noise
+    tracemalloc.start()
+    try:
+        result = fit(head_model, points, n_points=5000, steps=2)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.unit == "mm"
+    # The input alone is 48 MB; the fit may look at it but must not copy it around.
+    assert peak < 0.5 * points.nbytes
+
+
+def test_the_command_writes_a_mesh_on_the_scan_and_a_summary(head_model, head, tiny_model, tmp_path):
+    points = apply(scan_placement(), head[0])
+    normals = head[1] @ scan_placement()[:3, :3].T
+    scan = tmp_path / "scan.ply"
+    write_binary_ply(scan, points, normals)
+    read_back, read_normals = read_points(scan)
+    np.testing.assert_allclose(read_back, points, rtol=1e-6)
+    np.testing.assert_allclose(read_normals, normals, rtol=1e-6)
+
+    out_mesh, out_json = tmp_path / "fit.obj", tmp_path / "fit.json"
+    status = main(["--model", str(tiny_model), "--input", str(scan), "--out-mesh", str(out_mesh),
+                   "--out-json", str(out_json), "--neutral", "--steps", "60", "--resolution", "64"])
+    assert status == 0
+    summary = json.loads(out_json.read_text())
+    assert summary["unit"] == "mm" and summary["steps"] == 60
+    assert len(summary["identity"]) == head_model.config.code_dim
+    assert set(summary["expression"]) == set(head_model.expression_names)
+    assert np.array(summary["transform"]).shape == (4, 4)
+    # The mesh lies on the scan, in the scan's millimetres.
+    vertices, _ = read_points(out_mesh)
+    from scipy.spatial import cKDTree
+    distance, _ = cKDTree(vertices).query(points[::20])
+    assert np.median(distance) < 3.0
+
+
+def test_the_command_reports_bad_input_without_a_traceback(tiny_model, tmp_path, capsys):
+    scan = tmp_path / "scan.npy"
+    np.save(scan, np.ones((10, 3)))
+    assert main(["--model", str(tiny_model), "--input", str(scan)]) == 1
+    assert "at least 300" in capsys.readouterr().err
+
+
+def test_ascii_ply_obj_and_npy_points_are_read(tmp_path):
+    points = np.random.default_rng(0).normal(size=(5, 3))
+    ply = tmp_path / "a.ply"
+    rows = "".join(f"{x} {y} {z} 255 0 0\n" for x, y, z in points)
+    ply.write_text("ply\nformat ascii 1.0\ncomment test\nelement vertex 5\nproperty float x\nproperty float y\n"
+                   "property float z\nproperty uchar red\nproperty uchar green\nproperty uchar blue\n"
+                   "element face 0\nproperty list uchar int vertex_indices\nend_header\n" + rows)
+    obj = tmp_path / "a.obj"
+    obj.write_text("# test\n" + "".join(f"v {x} {y} {z}\nvn 0 0 1\n" for x, y, z in points) + "f 1 2 3\n")
+    npy = tmp_path / "a.npy"
+    np.save(npy, np.concatenate([points, points], axis=1))
+    for path in (ply, obj, npy):
+        read, _ = read_points(path)
+        np.testing.assert_allclose(read, points, rtol=1e-6)
+    assert read_points(npy)[1] is not None
+    stl = tmp_path / "a.stl"
+    stl.write_text("solid a\nendsolid a\n")
+    with pytest.raises(ImHeadError, match="cannot read"):
+        read_points(stl)
+    with pytest.raises(ImHeadError, match="no such file"):
+        read_points(tmp_path / "missing.ply")
+
+
+def write_binary_ply(path, points, normals):
+    header = (f"ply\nformat binary_little_endian 1.0\nelement vertex {len(points)}\n"
+              "property float x\nproperty float y\nproperty float z\n"
+              "property float nx\nproperty float ny\nproperty float nz\nend_header\n")
+    with open(path, "wb") as file:
+        file.write(header.encode("ascii"))
+        file.write(np.concatenate([points, normals], axis=1).astype("<f4").tobytes())

@@ -68,6 +68,8 @@ def union(*fields):
 SHAPES = {
     # 0.3 of a coarse cell thick: the coarsest grid sees no inside point at all.
     "thin plate": box((0.6, 0.5, 0.15 * COARSE_CELL), offset=(0.03, -0.02, 0.011)),
+    # 0.3 of a voxel thick: even the dense grid catches it only here and there (a mesh full of holes).
+    "sub-voxel plate": box((0.6, 0.5, 0.15 * VOXEL), offset=(0.03, -0.02, 0.011)),
     # Two voxels across, a quarter of a coarse cell.
     "small sphere": sphere((0.113, -0.271, 0.052), 1.0 * VOXEL),
     "torus": torus(0.55, 0.12),

@@ -77,13 +77,37 @@ class HeadModel:
         return values if values.abs().sum() > 0 else None
 
     # --- queries ----------------------------------------------------------------------------------
-    def sdf_function(self, identity, expression=None, n_parts=None):
-        """A callable (N, 3) float32 tensor -> (N,) signed distance, for one head; no batching inside."""
-        code = self._code_tensor(identity)
-        expression = self._expression_tensor(expression)
+    def _local_codes_and_keypoints(self, code, local_offsets):
+        """Local codes (1, K, L) with `local_offsets` (K, L) added, the extra code, and keypoints (1, K, 3).
+
+        The keypoint regressor reads all local codes, so re-regressing every keypoint after a region edit
+        would move parts far from the region. Only the edited parts (rows of the offsets that are not zero)
+        take the re-regressed keypoints; the others keep the unedited head's, and points whose nearest
+        blended parts are all unedited keep exactly their signed distance.
+        """
         net = self.network
         local, extra = net.split_code(code)
         keypoints = net.keypoints(local)
+        if local_offsets is None:
+            return local, extra, keypoints
+        offsets = torch.as_tensor(np.asarray(local_offsets, np.float32))
+        if offsets.shape != local.shape[1:]:
+            raise ImHeadError(f"local offsets have shape {tuple(offsets.shape)}, this model needs "
+                              f"{tuple(local.shape[1:])}")
+        edited = offsets.abs().sum(-1) > 0
+        local = local + offsets
+        keypoints = torch.where(edited[None, :, None], net.keypoints(local), keypoints)
+        return local, extra, keypoints
+
+    def sdf_function(self, identity, expression=None, n_parts=None, local_offsets=None):
+        """A callable (N, 3) float32 tensor -> (N,) signed distance, for one head; no batching inside.
+
+        local_offsets: optional (K, L) additions to the head's local codes (region edits, see editing.py).
+        """
+        code = self._code_tensor(identity)
+        expression = self._expression_tensor(expression)
+        net = self.network
+        local, extra, keypoints = self._local_codes_and_keypoints(code, local_offsets)
 
         def sdf(points):
             points = points[None]
@@ -93,16 +117,16 @@ class HeadModel:
         return sdf
 
     @torch.no_grad()
-    def sdf(self, points, identity, expression=None, n_parts=None):
+    def sdf(self, points, identity, expression=None, n_parts=None, local_offsets=None):
         """(N,) float32 signed distance of model-frame points (N, 3)."""
-        function = self.sdf_function(identity, expression, n_parts)
+        function = self.sdf_function(identity, expression, n_parts, local_offsets)
         points = torch.as_tensor(np.asarray(points, np.float32))
         return torch.cat([function(chunk) for chunk in points.split(QUERY_BATCH)]).numpy()
 
     @torch.no_grad()
-    def keypoints(self, identity):
-        local, _ = self.network.split_code(self._code_tensor(identity))
-        return self.network.keypoints(local)[0].numpy()
+    def keypoints(self, identity, local_offsets=None):
+        """(K, 3) keypoints of a head, model frame (with local_offsets: of the edited head)."""
+        return self._local_codes_and_keypoints(self._code_tensor(identity), local_offsets)[2][0].numpy()
 
     @torch.no_grad()
     def local_codes(self, identity):
@@ -119,7 +143,8 @@ class HeadModel:
                           for chunk in points.split(QUERY_BATCH)]).numpy()
 
     @torch.no_grad()
-    def extract_mesh(self, identity, expression=None, resolution=128, progress=None, n_parts=None):
+    def extract_mesh(self, identity, expression=None, resolution=128, progress=None, n_parts=None,
+                     local_offsets=None):
         """The head's surface as a SurfaceMesh in the model frame (closed, outward normals)."""
-        return extract_surface(self.sdf_function(identity, expression, n_parts), resolution, HEAD_BOUNDS,
-                               progress=progress)
+        return extract_surface(self.sdf_function(identity, expression, n_parts, local_offsets), resolution,
+                               HEAD_BOUNDS, progress=progress)

@@ -1,0 +1,91 @@
+"""Localized editing on the Blender-free core, with the tiny model: region directions, edits, locality."""
+import numpy as np
+import pytest
+
+from model import HeadModel, ImHeadError
+from model import editing
+from model.frame import model_to_mm
+
+RESOLUTION = 48
+LOCALITY_MM = 0.5
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model):
+    return HeadModel.load(tiny_model)
+
+
+@pytest.fixture(scope="module")
+def head(tiny):
+    """An identity and its surface vertices (model frame)."""
+    identity = tiny.sample_identity(5, 1.0)
+    return identity, tiny.extract_mesh(identity, resolution=RESOLUTION).vertices
+
+
+def test_region_bases_are_principal_directions_of_the_training_local_codes(tiny):
+    local = editing.training_local_codes(tiny)
+    assert set(editing.region_bases(tiny)) == set(tiny.regions)
+    for region, basis in editing.region_bases(tiny).items():
+        codes = local[:, tiny.regions[region]].reshape(len(local), -1)
+        np.testing.assert_allclose(basis.mean, codes.mean(0), atol=1e-6)
+        assert 0 < len(basis.axes) <= len(codes) - 1  # the tiny model has 4 training heads
+        # Scaled by their standard deviation: the training heads' variance along each axis.
+        unit = basis.axes / np.linalg.norm(basis.axes, axis=1, keepdims=True)
+        variance = ((codes - basis.mean) @ unit.T).var(0, ddof=1)
+        np.testing.assert_allclose(variance, (basis.axes ** 2).sum(1), rtol=1e-3)
+        np.testing.assert_allclose(unit @ unit.T, np.eye(len(unit)), atol=1e-5)
+
+
+def test_sliders_change_only_their_regions_local_codes(tiny):
+    offsets = editing.slider_offsets(tiny, {"nose": [2.0, -1.0], "ears": [0.5]})
+    edited = np.flatnonzero(np.abs(offsets).sum(1))
+    assert set(edited) == set(tiny.regions["nose"]) | set(tiny.regions["ears"])
+    basis = editing.region_bases(tiny)["nose"]
+    np.testing.assert_allclose(offsets[basis.parts,].ravel(), 2.0 * basis.axes[0] - basis.axes[1], atol=1e-6)
+    with pytest.raises(ImHeadError, match="no region 'tail'"):
+        editing.slider_offsets(tiny, {"tail": [1.0]})
+
+
+def test_only_edited_parts_take_new_keypoints(tiny, head):
+    identity, _ = head
+    offsets = editing.slider_offsets(tiny, {"chin": [3.0, 3.0, 3.0]})
+    before, after = tiny.keypoints(identity), tiny.keypoints(identity, offsets)
+    chin = tiny.regions["chin"]
+    others = [i for i in range(len(before)) if i not in chin]
+    np.testing.assert_array_equal(after[others], before[others])
+    assert np.abs(after[chin] - before[chin]).max() > 0
+    np.testing.assert_array_equal(tiny.keypoints(identity, editing.no_edit(tiny)), before)
+
+
+@pytest.mark.parametrize("region", ["nose", "eyes", "brows", "mouth", "lips", "chin", "jaw", "cheeks", "ears",
+                                    "forehead", "cranium", "back_of_head", "neck"])
+def test_a_strong_region_edit_moves_the_region_and_nothing_far_from_it(tiny, head, region):
+    identity, vertices = head
+    unedited = editing.no_edit(tiny)
+    # Three standard deviations along every principal direction at once: far outside the training heads.
+    codes = editing.random_region_codes(tiny, region, seed=11, scale=3.0)
+    offsets = editing.set_region(unedited, tiny, region, codes, identity)
+    moved = model_to_mm(editing.surface_displacement(tiny, vertices, identity, unedited, offsets))
+    parts = tiny.regions[region]
+    near = (editing.influenced_points(tiny, vertices, tiny.keypoints(identity), parts)
+            | editing.influenced_points(tiny, vertices, tiny.keypoints(identity, offsets), parts))
+    assert near.any() and (~near).mean() > 0.3  # a region is a minority of the head
+    assert moved[~near].max() < LOCALITY_MM
+    assert moved[near].max() > 0.02  # the region itself moves
+
+
+def test_copy_region_takes_the_other_heads_codes_there_and_keeps_the_rest(tiny, head):
+    identity, vertices = head
+    source_identity = tiny.sample_identity(9, 1.5)
+    source_offsets = editing.slider_offsets(tiny, {"nose": [1.0]})
+    codes = editing.edited_region_codes(tiny, "nose", source_identity, source_offsets)
+    offsets = editing.set_region(editing.no_edit(tiny), tiny, "nose", codes, identity)
+
+    edited_local = tiny.local_codes(identity) + offsets
+    source_local = tiny.local_codes(source_identity) + source_offsets
+    nose = tiny.regions["nose"]
+    np.testing.assert_allclose(edited_local[nose], source_local[nose], atol=1e-5)
+    others = [i for i in range(len(edited_local)) if i not in nose]
+    np.testing.assert_array_equal(offsets[others], 0.0)
+
+    np.testing.assert_array_equal(editing.clear_region(offsets, tiny, "nose"), editing.no_edit(tiny))

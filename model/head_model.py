@@ -18,6 +18,16 @@ QUERY_BATCH = 32768
 # The box every head (any identity within 3 standard deviations, any expression) fits in, model frame.
 HEAD_BOUNDS = (np.array([-0.78, -0.74, -0.98], np.float32), np.array([0.78, 0.74, 0.98], np.float32))
 
+_BOX_CENTRE = torch.as_tensor((HEAD_BOUNDS[0] + HEAD_BOUNDS[1]) / 2)
+# A voxel-fraction inside the bounds, so the lattice's outermost points are strictly outside the box.
+_BOX_HALF = torch.as_tensor((HEAD_BOUNDS[1] - HEAD_BOUNDS[0]) / 2 - 1e-3)
+
+
+def box_sdf(points):
+    """Exact signed distance to the meshing box (negative inside)."""
+    q = (points - _BOX_CENTRE).abs() - _BOX_HALF
+    return q.clamp_min(0).norm(dim=-1) + q.max(dim=-1).values.clamp_max(0)
+
 
 class HeadModel:
     def __init__(self, header, arrays, path=None):
@@ -145,6 +155,11 @@ class HeadModel:
     @torch.no_grad()
     def extract_mesh(self, identity, expression=None, resolution=128, progress=None, n_parts=None,
                      local_offsets=None):
-        """The head's surface as a SurfaceMesh in the model frame (closed, outward normals)."""
-        return extract_surface(self.sdf_function(identity, expression, n_parts, local_offsets), resolution,
+        """The head's surface as a SurfaceMesh in the model frame (closed, outward normals).
+
+        The field is intersected with the meshing box, so whatever reaches the box's walls (a stray
+        blob of a poorly trained model, an extreme identity) is capped there and the mesh stays closed.
+        """
+        field = self.sdf_function(identity, expression, n_parts, local_offsets)
+        return extract_surface(lambda points: torch.maximum(field(points), box_sdf(points)), resolution,
                                HEAD_BOUNDS, progress=progress)

@@ -1,0 +1,50 @@
+"""Training: the loss falls, runs resume from checkpoints exactly, the result is a closed head."""
+import numpy as np
+import pytest
+
+from model import HeadModel
+from model.meshing import connected_components, is_closed
+from model.train import load_config, train
+
+CONFIG = "configs/tiny.json"
+
+
+class Interrupted(Exception):
+    pass
+
+
+def tiny_config(steps, checkpoint_every=1000):
+    config = load_config(CONFIG)
+    config["train"].update(steps=steps, checkpoint_every=checkpoint_every)
+    return config
+
+
+def test_loss_falls_and_the_result_is_a_closed_surface(tmp_path):
+    losses = []
+    train(tiny_config(120), tmp_path / "m.npz",
+          progress=lambda step, steps, terms: losses.append(terms["near"] + terms["surface"]))
+    assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:10])
+    model = HeadModel.load(tmp_path / "m.npz")
+    mesh = model.extract_mesh(model.mean_identity(), resolution=48)
+    assert is_closed(mesh)
+    assert connected_components(mesh) >= 1
+    extent = mesh.vertices.max(0) - mesh.vertices.min(0)
+    assert (extent > 0.5).all(), "a head-sized surface, not a speck"
+
+
+def test_an_interrupted_run_resumes_to_the_same_model(tmp_path):
+    train(tiny_config(20, checkpoint_every=10), tmp_path / "straight.npz")
+
+    def stop_at_15(step, steps, terms):
+        if step == 15:
+            raise Interrupted
+    with pytest.raises(Interrupted):
+        train(tiny_config(20, checkpoint_every=10), tmp_path / "resumed.npz", progress=stop_at_15)
+    assert (tmp_path / "resumed.checkpoint.pt").exists()
+    train(tiny_config(20, checkpoint_every=10), tmp_path / "resumed.npz")
+    assert not (tmp_path / "resumed.checkpoint.pt").exists()
+
+    straight, resumed = np.load(tmp_path / "straight.npz"), np.load(tmp_path / "resumed.npz")
+    for name in straight.files:
+        if name.startswith("param/") or name == "codes":
+            assert np.allclose(straight[name], resumed[name], atol=1e-6), name

@@ -1,0 +1,186 @@
+"""Expressions as fixed-topology vertex positions: the inverse of the backward warp, per vertex.
+
+The network warps observed points to the canonical (neutral) head: x_can = x + delta(x). A neutral mesh
+vertex v shows up, under an expression, at the x with x + delta(x) = v; it is found with the fixed-point
+iteration x <- v - delta(x), which converges where the warp's Jacobian has norm below 1.
+
+Evaluating the warp at every vertex for every expression is the whole cost, and most expressions move a
+small part of the head. The warp is first evaluated at one vertex per cell of a coarse grid (the screening
+samples); only vertices within one cell of a sample that the expression moves are solved, the others keep
+their neutral position (their residual is what the warp does there, measured at the samples).
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import ImHeadError
+
+# Warp evaluations per vertex at most, and the residual (model units) at which a vertex counts as solved: 1e-5 = 2 um.
+MAX_STEPS = 10
+TOLERANCE = 1e-5
+# Screening: grid cell size (model units, 0.04 = 8 mm) and how much an expression must move a sample,
+# beyond what the warp does at the neutral expression, for the vertices around it to be solved (1e-4 = 0.02 mm).
+SCREEN_CELL = 0.04
+SCREEN_THRESHOLD = 1e-4
+WARP_BATCH = 16384
+
+# Panel groups, by name prefix (ARKit naming), in the order a face reads from the top.
+EXPRESSION_GROUPS = (("Brows", "brow"), ("Eyes", "eye"), ("Cheeks", "cheek"), ("Nose", "nose"),
+                     ("Jaw", "jaw"), ("Mouth", "mouth"))
+
+PRESETS = {
+    "smile": {"mouthSmile_L": 0.8, "mouthSmile_R": 0.8, "cheekSquint_L": 0.4, "cheekSquint_R": 0.4,
+              "eyeSquint_L": 0.2, "eyeSquint_R": 0.2, "mouthUpperUp_L": 0.2, "mouthUpperUp_R": 0.2},
+    "surprise": {"browInnerUp_L": 0.8, "browInnerUp_R": 0.8, "browOuterUp_L": 0.7, "browOuterUp_R": 0.7,
+                 "eyeWide_L": 0.6, "eyeWide_R": 0.6, "jawOpen": 0.35, "mouthFunnel": 0.2},
+    "anger": {"browDown_L": 0.8, "browDown_R": 0.8, "eyeSquint_L": 0.4, "eyeSquint_R": 0.4,
+              "noseSneer_L": 0.5, "noseSneer_R": 0.5, "mouthFrown_L": 0.4, "mouthFrown_R": 0.4,
+              "mouthPress_L": 0.3, "mouthPress_R": 0.3},
+    "blink": {"eyeBlink_L": 1.0, "eyeBlink_R": 1.0},
+}
+
+
+@dataclass
+class InverseWarp:
+    positions: np.ndarray  # (E, N, 3) observed positions of the neutral vertices, model frame
+    solved: np.ndarray     # (E, N) bool: solved by the iteration; the others kept their neutral position
+    residual: np.ndarray   # (E, N) |x + delta(x) - v| (model units) where measured, NaN elsewhere
+
+    def residual_summary_mm(self):
+        """Largest and mean measured residual over every vertex and expression, and the largest
+        among the vertices left at their neutral position (measured at the screening samples), in mm."""
+        from .frame import model_to_mm
+        kept = np.where(self.solved, np.nan, self.residual)
+        return {"max": float(model_to_mm(np.nanmax(self.residual))),
+                "mean": float(model_to_mm(np.nanmean(self.residual))),
+                "kept_max": float(model_to_mm(np.nanmax(kept))) if np.isfinite(kept).any() else 0.0}
+
+
+def expression_groups(names):
+    """[(group label, [expression names])] for the panel; names matching no group go under "Other"."""
+    groups = [(label, [n for n in names if n.startswith(prefix)]) for label, prefix in EXPRESSION_GROUPS]
+    grouped = {n for _, members in groups for n in members}
+    other = [n for n in names if n not in grouped]
+    return [(label, members) for label, members in groups + [("Other", other)] if members]
+
+
+def preset_weights(names, preset):
+    """(E,) weights of a named preset (PRESETS) over the expressions `names`."""
+    if preset not in PRESETS:
+        raise ImHeadError(f"unknown expression preset {preset!r}; choose from {', '.join(PRESETS)}")
+    weights = np.zeros(len(names), np.float32)
+    index = {n: i for i, n in enumerate(names)}
+    for name, value in PRESETS[preset].items():
+        if name in index:
+            weights[index[name]] = value
+    return weights
+
+
+def _warp(model, code, expression, points):
+    """x + delta(x) for points (M, 3) under one expression (1, E), in batches."""
+    return torch.cat([model.network.warp_to_canonical(chunk[None], code, expression)[0]
+                      for chunk in points.split(WARP_BATCH)]) if len(points) else points.clone()
+
+
+def _screening_samples(vertices):
+    """One vertex per SCREEN_CELL cell: the samples' indices, and the cell (N, 3) of every vertex."""
+    cells = np.floor((vertices - vertices.min(0)) / SCREEN_CELL).astype(np.int64)
+    _, samples = np.unique(cells, axis=0, return_index=True)
+    return samples, cells
+
+
+def _near_moving_samples(cells, sample_cells, moving):
+    """(N,) bool: vertices whose cell is within one cell (26-neighbourhood) of a moving sample's cell."""
+    shape = cells.max(0) + 3
+    grid = np.zeros(tuple(shape), bool)
+    marked = sample_cells[moving] + 1
+    for offset in np.stack(np.meshgrid(*[[-1, 0, 1]] * 3, indexing="ij"), -1).reshape(-1, 3):
+        grid[tuple((marked + offset).T)] = True
+    return grid[tuple((cells + 1).T)]
+
+
+@torch.no_grad()
+def inverse_warp(model, identity, vertices, expressions, steps=MAX_STEPS, tolerance=TOLERANCE,
+                 progress=None):
+    """Where the neutral vertices (N, 3) of a head go under each expression (E', n_expressions) of
+    coefficients: an InverseWarp. progress(fraction) is called after each expression."""
+    code = model._code_tensor(identity)
+    expressions = np.atleast_2d(np.asarray(expressions, np.float32))
+    if expressions.shape[1] != len(model.expression_names):
+        raise ImHeadError(f"expressions have {expressions.shape[1]} values, this model has "
+                          f"{len(model.expression_names)} expressions")
+    vertices = np.ascontiguousarray(vertices, np.float32)
+    v = torch.from_numpy(vertices)
+    samples, cells = _screening_samples(vertices)
+    sample_points = v[samples]
+    neutral_samples = _warp(model, code, torch.zeros(1, expressions.shape[1]), sample_points)
+
+    n_expr, n = len(expressions), len(vertices)
+    positions = np.repeat(vertices[None], n_expr, 0)
+    solved = np.zeros((n_expr, n), bool)
+    residual = np.full((n_expr, n), np.nan, np.float32)
+    for k, weights in enumerate(expressions):
+        expression = torch.from_numpy(weights)[None]
+        warped_samples = _warp(model, code, expression, sample_points)
+        residual[k, samples] = (warped_samples - sample_points).norm(dim=-1).numpy()
+        moving = ((warped_samples - neutral_samples).norm(dim=-1) > SCREEN_THRESHOLD).numpy()
+        active = np.flatnonzero(_near_moving_samples(cells, cells[samples], moving))
+        x, r = _fixed_point(model, code, expression, v[active], steps, tolerance)
+        positions[k, active] = x
+        solved[k, active] = True
+        residual[k, active] = r
+        if progress is not None:
+            progress((k + 1) / n_expr)
+    return InverseWarp(positions, solved, residual)
+
+
+def _fixed_point(model, code, expression, targets, steps, tolerance):
+    """x with x + delta(x) = targets (M, 3), and the residual of the x returned.
+
+    The step x <- x - (x + delta(x) - target) is taken where it lowers a vertex's residual and halved
+    where it would not, so that vertices where the warp is not contracting still settle at their best
+    point (their residual says how good it is).
+    """
+    x = targets.clone()
+    error = _warp(model, code, expression, x) - targets
+    residual = error.norm(dim=-1)
+    step = torch.ones(len(targets))
+    for _ in range(steps - 1):
+        todo = torch.nonzero(residual > tolerance).flatten()
+        if len(todo) == 0:
+            break
+        candidate = x[todo] - step[todo, None] * error[todo]
+        candidate_error = _warp(model, code, expression, candidate) - targets[todo]
+        candidate_residual = candidate_error.norm(dim=-1)
+        better = candidate_residual < residual[todo]
+        accepted = todo[better]
+        x[accepted], error[accepted], residual[accepted] = (candidate[better], candidate_error[better],
+                                                            candidate_residual[better])
+        step[todo[~better]] *= 0.5
+    return x.numpy(), residual.numpy()
+
+
+def linear_mix(vertices, key_positions, weights):
+    """Positions of a linear shape-key mix: v + sum_k w_k (x_k - v); key_positions (E, N, 3)."""
+    weights = np.asarray(weights, np.float32)
+    return vertices + np.tensordot(weights, key_positions - vertices[None], axes=1)
+
+
+def random_expressions(names, count, seed, active=4):
+    """(count, E) random combinations: `active` expressions each, weights uniform in [0.2, 1].
+    mouthClose is left out: without jawOpen it pushes the lips through each other."""
+    rng = np.random.default_rng(seed)
+    allowed = [i for i, name in enumerate(names) if name != "mouthClose"]
+    weights = np.zeros((count, len(names)), np.float32)
+    for row in weights:
+        row[rng.choice(allowed, size=active, replace=False)] = rng.uniform(0.2, 1.0, active)
+    return weights
+
+
+def linear_mix_error(model, identity, vertices, keys, combinations):
+    """Distance (model units) between the linear mix of one-expression keys (an InverseWarp of the
+    identity matrix) and the exact inverse warp, per combination (C, E): an array (C, N)."""
+    exact = inverse_warp(model, identity, vertices, combinations).positions
+    mixed = np.stack([linear_mix(vertices, keys.positions, c) for c in combinations])
+    return np.linalg.norm(mixed - exact, axis=-1)

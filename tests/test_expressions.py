@@ -1,0 +1,166 @@
+"""Expressions without Blender: inverting the warp per vertex, linear mixes, presets, animation files."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from model import HeadModel, ImHeadError
+from model import expressions
+from model.animation import read_expression_track, resample
+from model.frame import model_to_mm
+
+# The columns an iPhone face-capture app writes (Live Link Face), in its order.
+LIVE_LINK_COLUMNS = (
+    "Timecode,BlendShapeCount,EyeBlinkLeft,EyeLookDownLeft,EyeLookInLeft,EyeLookOutLeft,EyeLookUpLeft,"
+    "EyeSquintLeft,EyeWideLeft,EyeBlinkRight,EyeLookDownRight,EyeLookInRight,EyeLookOutRight,EyeLookUpRight,"
+    "EyeSquintRight,EyeWideRight,JawForward,JawRight,JawLeft,JawOpen,MouthClose,MouthFunnel,MouthPucker,"
+    "MouthRight,MouthLeft,MouthSmileLeft,MouthSmileRight,MouthFrownLeft,MouthFrownRight,MouthDimpleLeft,"
+    "MouthDimpleRight,MouthStretchLeft,MouthStretchRight,MouthRollLower,MouthRollUpper,MouthShrugLower,"
+    "MouthShrugUpper,MouthPressLeft,MouthPressRight,MouthLowerDownLeft,MouthLowerDownRight,MouthUpperUpLeft,"
+    "MouthUpperUpRight,BrowDownLeft,BrowDownRight,BrowInnerUp,BrowOuterUpLeft,BrowOuterUpRight,CheekPuff,"
+    "CheekSquintLeft,CheekSquintRight,NoseSneerLeft,NoseSneerRight,TongueOut,HeadYaw,HeadPitch,HeadRoll,"
+    "LeftEyeYaw,LeftEyePitch,LeftEyeRoll,RightEyeYaw,RightEyePitch,RightEyeRoll"
+).split(",")
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model):
+    return HeadModel.load(tiny_model)
+
+
+@pytest.fixture(scope="module")
+def head(tiny):
+    identity = tiny.sample_identity(2, 1.0)
+    return identity, tiny.extract_mesh(identity, resolution=32).vertices
+
+
+@pytest.fixture(scope="module")
+def strong_warp(tiny_model):
+    """The tiny model with its warp ten times as strong: displacements of millimetres to test the inverse."""
+    model = HeadModel.load(tiny_model)
+    with torch.no_grad():
+        model.network.warp[-1].weight.mul_(10.0)
+        model.network.warp[-1].bias.mul_(10.0)
+    return model
+
+
+def test_inverse_warp_finds_where_each_vertex_goes(strong_warp, head):
+    identity, vertices = head
+    weights = np.eye(len(strong_warp.expression_names), dtype=np.float32)[[10, 26, 45]]  # blink, jaw, smile
+    solved = expressions.inverse_warp(strong_warp, identity, vertices, weights)
+    assert solved.positions.shape == (3, len(vertices), 3)
+    assert model_to_mm(np.abs(solved.positions - vertices).max()) > 1.0  # it really moves vertices
+
+    for k, w in enumerate(weights):
+        moved = np.flatnonzero(solved.solved[k])
+        x = solved.positions[k, moved]
+        # The residual reported is the warp's own: x + delta(x) lands on the vertex that far away.
+        landed = strong_warp.warp(x, identity, w)
+        np.testing.assert_allclose(np.linalg.norm(landed - vertices[moved], axis=1), solved.residual[k, moved],
+                                   atol=1e-6)
+        assert np.mean(solved.residual[k, moved] <= expressions.TOLERANCE) > 0.9
+    summary = solved.residual_summary_mm()
+    assert summary["mean"] < 0.05 and summary["max"] >= summary["mean"]
+
+
+def test_vertices_left_in_place_are_where_the_expression_does_not_move_the_head(tiny, head):
+    identity, vertices = head
+    solved = expressions.inverse_warp(tiny, identity, vertices, np.eye(len(tiny.expression_names))[:4])
+    kept = ~solved.solved
+    np.testing.assert_array_equal(solved.positions[kept], np.broadcast_to(vertices, solved.positions.shape)[kept])
+    # Measured at the screening samples: what the warp does there is all the error of keeping them.
+    assert np.isfinite(solved.residual[kept]).any()
+    assert solved.residual_summary_mm()["kept_max"] < 1.0
+
+
+def test_a_linear_mix_of_one_key_is_that_key_and_mixes_are_measured(tiny, head):
+    identity, vertices = head
+    names = tiny.expression_names
+    keys = expressions.inverse_warp(tiny, identity, vertices, np.eye(len(names)))
+    one = np.zeros(len(names), np.float32)
+    one[7] = 1.0
+    np.testing.assert_allclose(expressions.linear_mix(vertices, keys.positions, one), keys.positions[7], atol=1e-6)
+
+    combinations = expressions.random_expressions(names, 3, seed=0)
+    assert np.all((combinations > 0).sum(1) == 4) and combinations[:, names.index("mouthClose")].max() == 0
+    error = expressions.linear_mix_error(tiny, identity, vertices, keys, combinations)
+    assert error.shape == (3, len(vertices)) and np.all(np.isfinite(error))
+    assert model_to_mm(error.mean()) < 0.5
+
+
+def test_groups_cover_every_expression_and_presets_name_real_ones(tiny):
+    names = tiny.expression_names
+    groups = expressions.expression_groups(names)
+    assert [label for label, _ in groups] == ["Brows", "Eyes", "Cheeks", "Nose", "Jaw", "Mouth"]
+    assert sorted(n for _, members in groups for n in members) == sorted(names)
+    for preset, values in expressions.PRESETS.items():
+        assert set(values) <= set(names), preset
+        weights = expressions.preset_weights(names, preset)
+        assert weights[names.index(next(iter(values)))] == pytest.approx(next(iter(values.values())))
+    with pytest.raises(ImHeadError, match="unknown expression preset"):
+        expressions.preset_weights(names, "boredom")
+
+
+def test_a_face_capture_csv_maps_arkit_columns_to_the_models_expressions(tiny, tmp_path):
+    names = tiny.expression_names
+    rows = []
+    for frame in range(3):
+        values = {column: 0.0 for column in LIVE_LINK_COLUMNS[2:]}
+        values.update(EyeBlinkLeft=0.1 * frame, BrowInnerUp=0.5, MouthLeft=0.25, JawOpen=0.3, HeadYaw=0.7)
+        rows.append([f"13:57:29:{frame:02d}.584", "61"] + [f"{values[c]:.4f}" for c in LIVE_LINK_COLUMNS[2:]])
+    path = tmp_path / "capture.csv"
+    path.write_text("\n".join(",".join(r) for r in [LIVE_LINK_COLUMNS] + rows) + "\n")
+
+    track = read_expression_track(path, names)
+    assert track.values.shape == (3, len(names))
+    column = {n: track.values[:, names.index(n)] for n in names}
+    np.testing.assert_allclose(column["eyeBlink_L"], [0.0, 0.1, 0.2], atol=1e-6)
+    np.testing.assert_allclose(column["browInnerUp_L"], 0.5)
+    np.testing.assert_allclose(column["browInnerUp_R"], 0.5)
+    np.testing.assert_allclose(column["mouthLeft"], 0.25)
+    np.testing.assert_allclose(column["jawOpen"], 0.3)
+    assert track.values.max() <= 0.5  # head rotations drive nothing
+    assert track.unused == ["TongueOut"]
+
+
+def test_every_arkit_blendshape_drives_an_expression_and_every_expression_is_driven(tiny, tmp_path):
+    names = tiny.expression_names
+    blendshapes = LIVE_LINK_COLUMNS[2:LIVE_LINK_COLUMNS.index("TongueOut")]
+    path = tmp_path / "ones.csv"
+    path.write_text(",".join(LIVE_LINK_COLUMNS) + "\n" + ",".join(["0", "61"] + ["1"] * (len(LIVE_LINK_COLUMNS) - 2)))
+    track = read_expression_track(path, names)
+    assert len(blendshapes) == 51 and np.all(track.values[0] == 1.0)
+
+
+def test_json_and_npy_coefficients(tiny, tmp_path):
+    names = tiny.expression_names
+    values = np.random.default_rng(0).uniform(0, 1, (5, len(names))).astype(np.float32)
+    (tmp_path / "a.json").write_text(json.dumps({"fps": 30, "names": names, "frames": values.tolist()}))
+    (tmp_path / "b.json").write_text(json.dumps([{"jawOpen": 0.5}, {"JawOpen": 0.75, "eyeBlinkLeft": 1.0}]))
+    np.save(tmp_path / "c.npy", values)
+
+    track = read_expression_track(tmp_path / "a.json", names)
+    assert track.fps == 30
+    np.testing.assert_allclose(track.values, values, atol=1e-6)
+    track = read_expression_track(tmp_path / "b.json", names)
+    assert track.values[:, names.index("jawOpen")].tolist() == [0.5, 0.75]
+    assert track.values[1, names.index("eyeBlink_L")] == 1.0
+    np.testing.assert_array_equal(read_expression_track(tmp_path / "c.npy", names).values, values)
+
+    (tmp_path / "d.npy").write_text("not an array")
+    (tmp_path / "e.txt").write_text("")
+    (tmp_path / "f.json").write_text(json.dumps({"frames": [{"tail": 1.0}]}))
+    for bad, message in (("d.npy", "not a readable"), ("e.txt", "unknown animation file type"),
+                         ("f.json", "no expression names"), ("missing.csv", "not found")):
+        with pytest.raises(ImHeadError, match=message):
+            read_expression_track(tmp_path / bad, names)
+
+
+def test_resampling_to_the_scene_frame_rate():
+    values = np.arange(7, dtype=np.float32)[:, None] * [1.0, 2.0]  # 7 frames at 60 fps: 0.1 s
+    at_30 = resample(values, 60, 30)
+    np.testing.assert_allclose(at_30[:, 0], [0, 2, 4, 6])
+    at_24 = resample(values, 60, 24)
+    np.testing.assert_allclose(at_24[:, 1], [0, 5, 10], atol=1e-5)  # 0, 1/24 s = frame 2.5, 2/24 s = frame 5
+    np.testing.assert_array_equal(resample(values, 60, 60), values)

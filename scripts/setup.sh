@@ -45,6 +45,6 @@ ensure_venv() {
         "$python" -m venv "$VENV"
     fi
     echo "setup: installing requirements.txt into .venv" >&2
-    "$VENV/bin/python" -m pip install --quiet -r "$ROOT/requirements.txt"
+    "$VENV/bin/python" -m pip install --quiet --quiet -r "$ROOT/requirements.txt"
     cp "$ROOT/requirements.txt" "$stamp"
 }

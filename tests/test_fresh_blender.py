@@ -63,7 +63,7 @@ def stock_blender_python():
     if not (python.exists() and stamp.is_file() and stamp.read_text() == requirement):
         shutil.rmtree(STOCK_VENV, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(STOCK_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", requirement], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--quiet", requirement], check=True)
         stamp.write_text(requirement)
     return python
 

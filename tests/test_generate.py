@@ -33,7 +33,11 @@ def edge_face_counts(mesh):
     return np.bincount(loop_edges, minlength=len(mesh.edges))
 
 
-def test_generate_adds_a_valid_closed_head_at_the_cursor(bpy, tiny):
+def active_head_panel(installed_extension):
+    return sys.modules[f"{installed_extension}.panels"].IMHEAD_PT_active_head
+
+
+def test_generate_adds_a_valid_closed_head_at_the_cursor(bpy, tiny, installed_extension):
     bpy.context.scene.cursor.location = (0.5, -1.0, 0.25)
     assert bpy.ops.imhead.generate(seed=7, variation=1.0) == {'FINISHED'}
 
@@ -54,6 +58,7 @@ def test_generate_adds_a_valid_closed_head_at_the_cursor(bpy, tiny):
     assert (state.seed, state.resolution) == (7, RESOLUTION)
     assert state.variation == pytest.approx(1.0)
     np.testing.assert_allclose(np.array(head.imhead["identity"]), tiny.sample_identity(7, 1.0), rtol=1e-6)
+    assert active_head_panel(installed_extension).poll(bpy.context)
 
 
 def test_the_same_seed_gives_the_same_head(bpy):
@@ -128,8 +133,9 @@ def test_a_model_file_is_loaded_once_until_it_changes(bpy, installed_extension, 
     assert reloaded is not loaded and reloaded.hash == loaded.hash
 
 
-def test_generate_is_unavailable_outside_object_mode(bpy):
+def test_generate_is_unavailable_outside_object_mode(bpy, installed_extension):
     bpy.ops.mesh.primitive_cube_add()
+    assert not active_head_panel(installed_extension).poll(bpy.context)  # a cube is no head
     bpy.ops.object.mode_set(mode='EDIT')
     assert not bpy.ops.imhead.generate.poll()
     with pytest.raises(RuntimeError, match="Object Mode"):

@@ -20,6 +20,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 import zipfile
 from pathlib import Path
@@ -98,21 +99,29 @@ def fetch_wheels(blender_platform, cache_dir=CACHE_DIR):
     stamp = wheel_dir / "requirements.txt"
     if stamp.is_file() and stamp.read_text().split() == requirements:
         return sorted(wheel_dir.glob("*.whl"))
-    shutil.rmtree(wheel_dir, ignore_errors=True)
-    wheel_dir.mkdir(parents=True)
+    # Downloaded beside the cache entry and then swapped in, so that builds running at the same
+    # time never see a half-filled folder.
+    wheel_dir.parent.mkdir(parents=True, exist_ok=True)
+    download_dir = Path(tempfile.mkdtemp(prefix=f".{blender_platform}-", dir=wheel_dir.parent))
     command = [
         sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
         "--python-version", PYTHON_VERSION, "--implementation", "cp",
         "--abi", "cp" + PYTHON_VERSION.replace(".", ""), "--abi", "abi3", "--abi", "none",
         *[arg for tag in pip_platforms for arg in ("--platform", tag)],
-        "--dest", str(wheel_dir), *requirements,
+        "--dest", str(download_dir), *requirements,
     ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
+        shutil.rmtree(download_dir)
         raise BuildError(
             f"could not get the {blender_platform} wheels ({' '.join(requirements)}):\n{result.stderr}"
         )
-    stamp.write_text("\n".join(requirements) + "\n")
+    (download_dir / stamp.name).write_text("\n".join(requirements) + "\n")
+    shutil.rmtree(wheel_dir, ignore_errors=True)
+    try:
+        download_dir.rename(wheel_dir)
+    except OSError:  # another build swapped in the same wheels first
+        shutil.rmtree(download_dir)
     return sorted(wheel_dir.glob("*.whl"))
 
 
@@ -148,16 +157,24 @@ def build(blender_platform, weights=DEFAULT_WEIGHTS, output_dir=ROOT / "dist", c
     wheels = fetch_wheels(blender_platform, cache_dir)
     version = tomllib.loads((ROOT / MANIFEST).read_text())["version"]
 
-    stage_root = Path(cache_dir) / "build" / blender_platform
-    shutil.rmtree(stage_root, ignore_errors=True)
+    (Path(cache_dir) / "build").mkdir(parents=True, exist_ok=True)
+    stage_root = Path(tempfile.mkdtemp(prefix=f"{blender_platform}-", dir=Path(cache_dir) / "build"))
+    try:
+        return _build_in(stage_root, blender_platform, weights, wheels, Path(output_dir), version)
+    finally:
+        shutil.rmtree(stage_root)
+
+
+def _build_in(stage_root, blender_platform, weights, wheels, output_dir, version):
     stage = stage_root / "imhead"
-    stage.mkdir(parents=True)
     sources_zip = stage_root / "sources.zip"
     run_blender_ext("build", "--source-dir", str(ROOT), "--output-filepath", str(sources_zip))
     with zipfile.ZipFile(sources_zip) as archive:
         archive.extractall(stage)
 
-    (stage / "weights").mkdir(exist_ok=True)
+    # Only the chosen model file travels, not what else weights/ holds (checkpoints, other runs).
+    shutil.rmtree(stage / "weights", ignore_errors=True)
+    (stage / "weights").mkdir()
     shutil.copyfile(weights, stage / "weights" / "imhead.npz")
     (stage / "wheels").mkdir()
     for wheel in wheels:
@@ -166,12 +183,10 @@ def build(blender_platform, weights=DEFAULT_WEIGHTS, output_dir=ROOT / "dist", c
         manifest_for_platform((ROOT / MANIFEST).read_text(), blender_platform, [w.name for w in wheels])
     )
 
-    output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     package = output_dir / f"imhead-{version}-{blender_platform}.zip"
     run_blender_ext("build", "--source-dir", str(stage), "--output-filepath", str(package))
     validate(package)
-    shutil.rmtree(stage_root)
     return package
 
 

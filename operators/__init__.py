@@ -2,8 +2,10 @@
 import bpy
 from bpy.props import PointerProperty
 
+from .. import imhead_blender
+from . import expressions, regions
 from .generate import IMHEAD_OT_generate, IMHEAD_OT_random_head
-from .preferences import ImHeadPreferences
+from .preferences import ImHeadPreferences, preview_settings
 from .properties import ImHeadObjectState, ImHeadSceneSettings
 
 classes = (
@@ -12,6 +14,8 @@ classes = (
     ImHeadSceneSettings,
     IMHEAD_OT_generate,
     IMHEAD_OT_random_head,
+    *regions.classes,
+    *expressions.classes,
 )
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
 
@@ -20,9 +24,11 @@ def register():
     _register_classes()
     bpy.types.Object.imhead = PointerProperty(type=ImHeadObjectState)
     bpy.types.Scene.imhead = PointerProperty(type=ImHeadSceneSettings)
+    imhead_blender.live.register(lambda: preview_settings(bpy.context))
 
 
 def unregister():
+    imhead_blender.live.unregister()
     del bpy.types.Scene.imhead
     del bpy.types.Object.imhead
     _unregister_classes()

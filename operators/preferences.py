@@ -38,3 +38,9 @@ def resolution_of(context, preset):
     """The grid size of a resolution preset ('PREVIEW' or 'FINAL')."""
     preferences = addon_preferences(context)
     return preferences.final_resolution if preset == 'FINAL' else preferences.preview_resolution
+
+
+def preview_settings(context):
+    """Where live previews take the model from, and their grid size."""
+    preferences = addon_preferences(context)
+    return {"model_path": preferences.model_path, "resolution": preferences.preview_resolution}

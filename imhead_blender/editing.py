@@ -1,0 +1,212 @@
+"""Region edits of head objects: the edit state on the object, re-meshing, and keypoint empties.
+
+A head's edits live in its `imhead` PropertyGroup as two custom-property groups, both keyed by region name:
+- "slider_values": slider values (standard deviations along the region's principal directions),
+- "region_codes": local codes (P * L values) of regions replaced by "randomize" or "copy from".
+The local-code offsets follow from them and the identity (model/editing.py), so a region replaced by
+another head's stays that head's region whatever happens to the rest. "mesh_edits" records the edits the
+current mesh shows (a digest), so that a stale mesh can be told from a current one.
+"""
+import hashlib
+from contextlib import contextmanager
+
+import bpy
+import numpy as np
+
+from ..model import ImHeadError
+from ..model import editing
+from ..model.frame import model_to_blender
+from .heads import is_head, read_identity, replace_mesh
+from .meshes import mesh_from_surface
+from .models import load_model
+from . import shape_keys
+
+REGION_SLIDERS = editing.REGION_SLIDERS
+KEYPOINT_TAG = "imhead_keypoint"  # custom property of keypoint empties: the keypoint's name
+EDIT_GROUPS = ("region_codes", "slider_values")
+
+
+def head_model(head, model_path):
+    """The loaded model that made `head`; ImHeadError when the model file holds another model."""
+    if not is_head(head):
+        raise ImHeadError(f"{getattr(head, 'name', head)!r} is not an imHead head")
+    model = load_model(model_path)
+    if model.hash != head.imhead.model_hash:
+        raise ImHeadError(f"{head.name} was made with another model (hash {head.imhead.model_hash[:12]}); "
+                          f"choose that model file in the add-on preferences (now {model.path})")
+    return model
+
+
+def region_names(model):
+    return list(model.regions)
+
+
+def region_slider_count(model, region):
+    """How many sliders of `region` do something (the region's principal directions, at most REGION_SLIDERS)."""
+    return min(REGION_SLIDERS, len(editing.region_basis(model, region).axes))
+
+
+# --- the edit state ----------------------------------------------------------------------------------
+def _group(head, key):
+    state = head.imhead
+    if key not in state:
+        state[key] = {}
+    return state[key]
+
+
+def read_sliders(head, region):
+    values = head.imhead.get("slider_values", {}).get(region)
+    return [0.0] * REGION_SLIDERS if values is None else list(values)
+
+
+def write_sliders(head, region, values):
+    _group(head, "slider_values")[region] = [float(v) for v in values]
+
+
+def read_region_codes(head):
+    return {name: np.asarray(codes, np.float32) for name, codes in head.imhead.get("region_codes", {}).items()}
+
+
+def edit_offsets(head, model):
+    """The head's local-code offsets (K, L): replaced regions, then the sliders on top."""
+    identity = read_identity(head)
+    offsets = editing.no_edit(model)
+    for region, codes in read_region_codes(head).items():
+        offsets = editing.set_region(offsets, model, region, codes, identity)
+    sliders = {region: list(values) for region, values in head.imhead.get("slider_values", {}).items()}
+    return offsets + editing.slider_offsets(model, sliders)
+
+
+def edits_digest(head):
+    """A digest of what the head's mesh should show: identity and edits."""
+    digest = hashlib.sha256(read_identity(head).tobytes())
+    for key in EDIT_GROUPS:
+        for region, values in sorted(head.imhead.get(key, {}).items()):
+            digest.update(f"{key}/{region}".encode())
+            digest.update(np.asarray(values, np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def mesh_is_current(head):
+    """Whether the mesh shows the head's current edits (a generated head's mesh shows no edits)."""
+    shown = head.imhead.get("mesh_edits")
+    if shown is None:
+        return not head.imhead.get("region_codes") and not any(
+            any(values) for values in head.imhead.get("slider_values", {}).values())
+    return shown == edits_digest(head)
+
+
+@contextmanager
+def _changing_edits(head, model, resolution, progress):
+    """Change the head's edits inside the block, then re-mesh; on any error the edits are put back
+    (the mesh is only replaced once the new surface exists)."""
+    state = head.imhead
+    saved = {key: state[key].to_dict() for key in EDIT_GROUPS if key in state}
+    try:
+        yield
+        remesh_head(head, model, resolution, progress)
+    except BaseException:
+        for key in EDIT_GROUPS:
+            if key in state:
+                del state[key]
+        for key, values in saved.items():
+            state[key] = values
+        raise
+
+
+def randomize_region(head, model, region, seed, scale, resolution, progress=None):
+    """Replace `region` by a random plausible one (sliders back to zero), and re-mesh."""
+    codes = editing.random_region_codes(model, region, seed, scale)
+    with _changing_edits(head, model, resolution, progress):
+        _group(head, "region_codes")[region] = codes.ravel().tolist()
+        write_sliders(head, region, [0.0] * REGION_SLIDERS)
+
+
+def copy_region(head, model, region, source, resolution, progress=None):
+    """Give `head` the region of another head `source` as edited there (sliders back to zero), and re-mesh."""
+    if source == head:
+        raise ImHeadError("choose another head to copy the region from")
+    if not is_head(source) or source.imhead.model_hash != model.hash:
+        raise ImHeadError(f"{source.name} is not a head of this model: a region can only come from one")
+    codes = editing.edited_region_codes(model, region, read_identity(source), edit_offsets(source, model))
+    with _changing_edits(head, model, resolution, progress):
+        _group(head, "region_codes")[region] = codes.ravel().tolist()
+        write_sliders(head, region, [0.0] * REGION_SLIDERS)
+
+
+def reset_region(head, model, region, resolution, progress=None):
+    """Back to the head's own region, and re-mesh."""
+    editing.region_basis(model, region)  # an unknown region fails before anything changes
+    with _changing_edits(head, model, resolution, progress):
+        codes = head.imhead.get("region_codes", {})
+        if region in codes:
+            del codes[region]
+        write_sliders(head, region, [0.0] * REGION_SLIDERS)
+
+
+# --- meshes ------------------------------------------------------------------------------------------
+def edited_surface(head, model, resolution, progress=None):
+    """The edited head's surface (SurfaceMesh, model frame); touches no scene data."""
+    surface = model.extract_mesh(read_identity(head), resolution=resolution, progress=progress,
+                                 local_offsets=edit_offsets(head, model))
+    if len(surface.faces) == 0:
+        raise ImHeadError(f"the model gives no surface for {head.name} with these edits")
+    return surface
+
+
+def install_surface(head, model, surface, resolution, digest):
+    """Give `head` a mesh of `surface`, recording which edits it shows; baked expression keys cannot
+    follow the new topology: they are set aside (shape_keys.set_aside_expressions) to bake again."""
+    shape_keys.set_aside_expressions(head, model)
+    replace_mesh(head, mesh_from_surface(head.data.name, surface))
+    head.imhead.resolution = resolution
+    head.imhead["mesh_edits"] = digest
+    update_keypoint_empties(head, model)
+
+
+def remesh_head(head, model, resolution, progress=None):
+    """Re-mesh `head` with its edits at `resolution` now."""
+    digest = edits_digest(head)
+    install_surface(head, model, edited_surface(head, model, resolution, progress), resolution, digest)
+
+
+# --- keypoints ---------------------------------------------------------------------------------------
+def keypoint_empties(head):
+    return [child for child in head.children if KEYPOINT_TAG in child]
+
+
+def show_keypoints(head, model, region):
+    """Empties at the keypoints of `region` (all regions for None), parented to the head; returns them."""
+    parts = editing.region_basis(model, region).parts if region else range(len(model.keypoint_names))
+    hide_keypoints(head)
+    keypoints = model_to_blender(model.keypoints(read_identity(head), edit_offsets(head, model)))
+    empties = []
+    for part in parts:
+        name = model.keypoint_names[part]
+        empty = bpy.data.objects.new(f"{head.name} {name}", None)
+        empty.empty_display_type = 'SPHERE'
+        empty.empty_display_size = 0.004
+        empty[KEYPOINT_TAG] = name
+        empty.parent = head
+        empty.location = keypoints[part]
+        for collection in head.users_collection:
+            collection.objects.link(empty)
+        empties.append(empty)
+    return empties
+
+
+def hide_keypoints(head):
+    for empty in keypoint_empties(head):
+        bpy.data.objects.remove(empty)
+
+
+def update_keypoint_empties(head, model):
+    """Move the head's keypoint empties to the edited head's keypoints."""
+    empties = keypoint_empties(head)
+    if not empties:
+        return
+    keypoints = model_to_blender(model.keypoints(read_identity(head), edit_offsets(head, model)))
+    index = {name: i for i, name in enumerate(model.keypoint_names)}
+    for empty in empties:
+        if empty[KEYPOINT_TAG] in index:
+            empty.location = keypoints[index[empty[KEYPOINT_TAG]]]

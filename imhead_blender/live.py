@@ -1,0 +1,148 @@
+"""Live preview: heads re-meshed at Preview resolution while their sliders move, without freezing Blender.
+
+A slider change calls request_preview(). A timer waits until the sliders have been still for DEBOUNCE_S,
+then meshes the head in a worker thread (model code only, no bpy there) while Blender keeps running;
+a second timer installs the mesh on the main thread when it is ready, unless the head's edits changed
+meanwhile (a newer request is then already waiting). Background Blender runs no timers: there, and
+whenever a result is needed now, finish_previews() does the pending work at once.
+"""
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import bpy
+
+from ..model import ImHeadError
+from . import editing
+from .heads import is_head, read_identity
+
+DEBOUNCE_S = 0.25
+POLL_S = 0.05
+
+_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imhead-preview")
+_requests = {}   # head object name -> settings {"model_path", "resolution"}
+_running = None  # the _Job being meshed
+_settings = None  # callable() -> settings, for heads found stale after undo, redo or loading a file
+errors = {}      # head object name -> the last preview's error message (shown in the sidebar)
+
+
+@dataclass
+class _Job:
+    head_name: str
+    digest: str
+    resolution: int
+    model: object
+    future: object
+
+
+def request_preview(head, settings):
+    """Re-mesh `head` at settings["resolution"] once its sliders have been still for DEBOUNCE_S."""
+    _requests[head.name] = dict(settings)
+    if bpy.app.timers.is_registered(_start_next):
+        bpy.app.timers.unregister(_start_next)
+    bpy.app.timers.register(_start_next, first_interval=DEBOUNCE_S)
+
+
+def pending():
+    """Names of the heads waiting for or being given a preview."""
+    return set(_requests) | ({_running.head_name} if _running else set())
+
+
+def finish_previews():
+    """Do every pending preview now, on this thread (background Blender, tests, operators)."""
+    for timer in (_start_next, _install_finished):
+        if bpy.app.timers.is_registered(timer):
+            bpy.app.timers.unregister(timer)
+    if _running is not None:
+        _running.future.exception()  # waits
+        _install(_running)
+    while _requests:
+        job = _submit(*_requests.popitem())
+        if job is not None:
+            job.future.exception()
+            _install(job)
+
+
+def _submit(head_name, settings):
+    """Start meshing a head in the worker thread; None when there is nothing to mesh."""
+    head = bpy.data.objects.get(head_name)
+    if not is_head(head):
+        return None
+    try:
+        model = editing.head_model(head, settings["model_path"])
+        identity, offsets = read_identity(head), editing.edit_offsets(head, model)
+    except ImHeadError as error:
+        errors[head_name] = str(error)
+        return None
+    resolution = settings["resolution"]
+    future = _executor.submit(model.extract_mesh, identity, resolution=resolution, local_offsets=offsets)
+    return _Job(head_name, editing.edits_digest(head), resolution, model, future)
+
+
+def _install(job):
+    global _running
+    _running = None
+    head = bpy.data.objects.get(job.head_name)
+    if not is_head(head) or editing.edits_digest(head) != job.digest:
+        return  # deleted, or edited again: a newer request covers it
+    error = job.future.exception()
+    if error is None and len(job.future.result().faces) == 0:
+        error = ImHeadError(f"the model gives no surface for {head.name} with these edits")
+    if error is not None:
+        errors[job.head_name] = str(error)
+        return
+    errors.pop(job.head_name, None)
+    editing.install_surface(head, job.model, job.future.result(), job.resolution, job.digest)
+
+
+def _start_next():
+    global _running
+    if _running is not None:
+        return POLL_S  # one head at a time
+    while _requests and _running is None:
+        _running = _submit(*_requests.popitem())
+    if _running is not None:
+        bpy.app.timers.register(_install_finished, first_interval=POLL_S)
+    return None
+
+
+def _install_finished():
+    if not _running.future.done():
+        return POLL_S
+    _install(_running)
+    if _requests:
+        bpy.app.timers.register(_start_next, first_interval=0.0)
+    return None
+
+
+@bpy.app.handlers.persistent
+def _refresh_stale_meshes(*_args):
+    """After undo, redo or loading a file a head's mesh may not show its edits (the undo step was
+    stored before the preview arrived): mesh those heads again."""
+    if _settings is None:
+        return
+    for head in bpy.data.objects:
+        if is_head(head) and not editing.mesh_is_current(head):
+            request_preview(head, _settings())
+
+
+_HANDLERS = (bpy.app.handlers.undo_post, bpy.app.handlers.redo_post, bpy.app.handlers.load_post)
+
+
+def register(settings):
+    """Watch undo, redo and file loading; settings() gives the model path and preview resolution."""
+    global _settings
+    _settings = settings
+    for handlers in _HANDLERS:
+        handlers.append(_refresh_stale_meshes)
+
+
+def unregister():
+    global _settings
+    for handlers in _HANDLERS:
+        if _refresh_stale_meshes in handlers:
+            handlers.remove(_refresh_stale_meshes)
+    _settings = None
+    _requests.clear()
+    for timer in (_start_next, _install_finished):
+        if bpy.app.timers.is_registered(timer):
+            bpy.app.timers.unregister(timer)

@@ -36,10 +36,6 @@ def expression_keys(head, model):
     return {name: key.key_blocks[name] for name in model.expression_names if name in key.key_blocks}
 
 
-def has_expressions(head, model):
-    return len(expression_keys(head, model)) == len(model.expression_names)
-
-
 def expression_values(head, model):
     """(E,) current expression values: the keys' values, or those set aside with the keys."""
     keys = expression_keys(head, model)

@@ -13,11 +13,11 @@ from .shape_keys import (bake_exact_expression, bake_expressions, expression_key
                          import_expression_animation, preset_weights, set_expression_values)
 
 __all__ = [
-    "EXPRESSION_GROUPS", "EXPRESSION_PRESETS", "REGION_SLIDERS", "ImHeadError", "bake_exact_expression", "bake_expressions",
-    "bundled_model_path", "copy_region", "expression_groups", "expression_keys",
+    "EXPRESSION_GROUPS", "EXPRESSION_PRESETS", "REGION_SLIDERS", "ImHeadError", "bake_exact_expression",
+    "bake_expressions", "bundled_model_path", "copy_region", "expression_groups", "expression_keys",
     "expression_values", "finish_previews", "generate_head", "head_model", "hide_keypoints",
     "import_expression_animation", "is_head", "keypoint_empties", "load_model", "mesh_is_current",
-    "preset_weights", "randomize_region", "read_identity", "read_sliders", "region_names", "region_slider_count", "remesh_head",
-    "request_preview", "reset_region", "set_expression_values", "show_keypoints",
-    "write_sliders",
+    "preset_weights", "randomize_region", "read_identity", "read_sliders", "region_names",
+    "region_slider_count", "remesh_head", "request_preview", "reset_region", "set_expression_values",
+    "show_keypoints", "write_sliders",
 ]

@@ -16,10 +16,10 @@ import numpy as np
 from ..model import ImHeadError
 from ..model import editing
 from ..model.frame import model_to_blender
+from . import shape_keys
 from .heads import is_head, read_identity, replace_mesh
 from .meshes import mesh_from_surface
 from .models import load_model
-from . import shape_keys
 
 REGION_SLIDERS = editing.REGION_SLIDERS
 KEYPOINT_TAG = "imhead_keypoint"  # custom property of keypoint empties: the keypoint's name

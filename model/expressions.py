@@ -15,8 +15,10 @@ import numpy as np
 import torch
 
 from .errors import ImHeadError
+from .frame import model_to_mm
 
-# Warp evaluations per vertex at most, and the residual (model units) at which a vertex counts as solved: 1e-5 = 2 um.
+# Warp evaluations per vertex at most, and the residual (model units) at which a vertex counts as solved
+# (1e-5 = 2 um).
 MAX_STEPS = 10
 TOLERANCE = 1e-5
 # Screening: grid cell size (model units, 0.04 = 8 mm) and how much an expression must move a sample,
@@ -50,7 +52,6 @@ class InverseWarp:
     def residual_summary_mm(self):
         """Largest and mean measured residual over every vertex and expression, and the largest
         among the vertices left at their neutral position (measured at the screening samples), in mm."""
-        from .frame import model_to_mm
         kept = np.where(self.solved, np.nan, self.residual)
         return {"max": float(model_to_mm(np.nanmax(self.residual))),
                 "mean": float(model_to_mm(np.nanmean(self.residual))),

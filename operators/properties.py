@@ -1,7 +1,7 @@
 """The add-on's data: the imHead state of each head object and the sidebar's settings."""
 import bpy
-from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty, PointerProperty,
-                       StringProperty)
+from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty,
+                       PointerProperty, StringProperty)
 
 from .. import imhead_blender
 from .preferences import addon_preferences, preview_settings

@@ -116,8 +116,8 @@ def test_keypoint_empties_sit_on_the_regions_keypoints_and_toggle(bpy, tiny, hea
     keypoints = tiny.keypoints(np.array(head.imhead["identity"], np.float32))
     for empty in empties:
         expected = keypoints[tiny.keypoint_names.index(empty["imhead_keypoint"])]
-        np.testing.assert_allclose(blender_to_model(np.array(empty.matrix_world.translation) - np.array(head.location)),
-                                   expected, atol=1e-5)
+        offset = np.array(empty.matrix_world.translation) - np.array(head.location)
+        np.testing.assert_allclose(blender_to_model(offset), expected, atol=1e-5)
     assert bpy.ops.imhead.show_keypoints() == {'FINISHED'}
     assert not head.children
 
@@ -165,7 +165,8 @@ def test_a_face_capture_csv_keyframes_the_expression_keys(bpy, head, tmp_path):
     path = tmp_path / "capture.csv"
     path.write_text("\n".join([LIVE_LINK_HEADER] + rows) + "\n")
 
-    assert bpy.ops.imhead.import_expression_animation(filepath=str(path), capture_fps=60, frame_start=10) == {'FINISHED'}
+    result = bpy.ops.imhead.import_expression_animation(filepath=str(path), capture_fps=60, frame_start=10)
+    assert result == {'FINISHED'}
     curves = {c.data_path: c for c in expression_fcurves(head)}
     assert set(curves) == {f'key_blocks["{n}"].value' for n in
                            ("eyeBlink_L", "eyeBlink_R", "jawOpen", "browInnerUp_L", "browInnerUp_R")}

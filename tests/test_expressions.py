@@ -128,7 +128,8 @@ def test_every_arkit_blendshape_drives_an_expression_and_every_expression_is_dri
     names = tiny.expression_names
     blendshapes = LIVE_LINK_COLUMNS[2:LIVE_LINK_COLUMNS.index("TongueOut")]
     path = tmp_path / "ones.csv"
-    path.write_text(",".join(LIVE_LINK_COLUMNS) + "\n" + ",".join(["0", "61"] + ["1"] * (len(LIVE_LINK_COLUMNS) - 2)))
+    ones = ["0", "61"] + ["1"] * (len(LIVE_LINK_COLUMNS) - 2)
+    path.write_text(",".join(LIVE_LINK_COLUMNS) + "\n" + ",".join(ones))
     track = read_expression_track(path, names)
     assert len(blendshapes) == 51 and np.all(track.values[0] == 1.0)
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from . import HeadModel
 from .build_dataset import test_identities, training_identities
@@ -66,7 +67,8 @@ def evaluate(model, n_heads, resolution, n_points, quality, robustness_heads, pr
     data = HeadData()
     truths = [data.head(w) for w in test_identities(n_heads)]
     report = {"settings": {"held_out_heads": n_heads, "resolution": resolution, "points": n_points,
-                           "quality": quality, "robustness_heads": robustness_heads, "model_hash": model.hash}}
+                           "quality": quality, "robustness_heads": robustness_heads, "model_hash": model.hash,
+                           "threads": torch.get_num_threads()}}
 
     def compare(mesh_vertices_m, faces, truth):
         return compare_surfaces(mesh_vertices_m / MODEL_UNIT_M, faces, truth.vertices, truth.faces)
@@ -147,7 +149,7 @@ def markdown(report):
         [{k[len("face_"):]: v for k, v in r.items() if k.startswith("face_")} for r in report["front_only"]])
     row("held-out fit, millimetres, rotated ≤ 30°, shifted", report["millimetres_rotated_shifted"])
     fit_seconds = np.mean([r["fit_seconds"] for r in report["held_out_fit"]])
-    lines += ["", f"Mean fitting time: {fit_seconds:.1f} s per head (2 CPU cores)."]
+    lines += ["", f"Mean fitting time: {fit_seconds:.1f} s per head ({s['threads']} CPU thread(s))."]
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,97 @@
+"""Region-edit locality, expression baking time and residual, and the linear-mix error, for one model.
+
+    .venv/bin/python bench/bench_editing.py --model weights/imhead.npz [--resolution 256] [--threads 2]
+
+1. Locality: each region edited strongly (its training mean plus 3 standard deviations along every
+   principal direction), movement |SDF change| at the unedited head's vertices: the largest among
+   vertices the region cannot reach through the truncated blend (none of its parts among their nearest
+   blend_parts + 1 keypoints, before or after the edit), the largest within the region's reach, the
+   share of the head in reach, and the largest beyond 60 and 100 mm of the region's keypoints.
+2. Baking: every expression into positions of the head's vertices at `--resolution` (~100k vertices
+   at 256), wall seconds, solved share, residual.
+3. Linear mix: random combinations of 4 expressions, mix of the baked keys against the exact inverse warp.
+"""
+import argparse
+import os
+import time
+
+import numpy as np
+import torch
+
+from model import HeadModel, editing, expressions
+from model.frame import model_to_mm
+
+
+def locality(model, identity, vertices):
+    print("\nregion         parts  reach %   unreachable max mm   reachable max mm   >60 mm max   >100 mm max")
+    unedited = editing.no_edit(model)
+    before = model.keypoints(identity)
+    for region, parts in model.regions.items():
+        codes = editing.random_region_codes(model, region, seed=0, scale=3.0)
+        offsets = editing.set_region(unedited, model, region, codes, identity)
+        moved = model_to_mm(editing.surface_displacement(model, vertices, identity, unedited, offsets))
+        after = model.keypoints(identity, offsets)
+        reach = (editing.influenced_points(model, vertices, before, parts)
+                 | editing.influenced_points(model, vertices, after, parts))
+        distance = model_to_mm(np.minimum(
+            np.linalg.norm(vertices[:, None] - before[parts][None], axis=-1).min(1),
+            np.linalg.norm(vertices[:, None] - after[parts][None], axis=-1).min(1)))
+        beyond = [moved[distance > d].max(initial=0.0) for d in (60, 100)]
+        print(f"{region:14s} {len(parts):5d}  {100 * reach.mean():7.1f}   {moved[~reach].max(initial=0.0):18.4f}"
+              f"   {moved[reach].max(initial=0.0):16.2f}   {beyond[0]:10.2f}   {beyond[1]:11.2f}")
+
+
+def baking(model, identity, vertices):
+    names = model.expression_names
+    start, cpu_start = time.perf_counter(), time.process_time()
+    keys = expressions.inverse_warp(model, identity, vertices, np.eye(len(names), dtype=np.float32))
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    summary = keys.residual_summary_mm()
+    moved = model_to_mm(np.linalg.norm(keys.positions - vertices, axis=-1))
+    print(f"\nbake: {len(names)} expressions x {len(vertices)} vertices in {seconds:.1f} s "
+          f"({cpu_seconds:.1f} CPU s, {os.getloadavg()[0]:.1f} load average); solved "
+          f"{100 * keys.solved.mean():.1f} % of (expression, vertex) pairs")
+    print(f"residual: max {summary['max']:.4f} mm, mean {summary['mean']:.5f} mm, "
+          f"at vertices left in place max {summary['kept_max']:.4f} mm")
+    largest = np.argsort(moved.max(1))[::-1][:5]
+    print("largest displacements: " + ", ".join(f"{names[k]} {moved[k].max():.1f} mm" for k in largest))
+    return keys
+
+
+def linear_mix(model, identity, vertices, keys, count):
+    combinations = expressions.random_expressions(model.expression_names, count, seed=0)
+    error = model_to_mm(expressions.linear_mix_error(model, identity, vertices, keys, combinations))
+    print(f"\nlinear mix of baked keys vs exact warp, {count} random 4-expression combinations: "
+          f"mean {error.mean():.4f} mm, 99th percentile {np.percentile(error, 99):.3f} mm, "
+          f"max {error.max():.3f} mm")
+    for c, e in zip(combinations, error):
+        active = ", ".join(f"{model.expression_names[i]} {c[i]:.2f}" for i in np.flatnonzero(c))
+        print(f"  {active}: mean {e.mean():.4f} mm, max {e.max():.3f} mm")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resolution", type=int, default=256)
+    parser.add_argument("--locality-resolution", type=int, default=96)
+    parser.add_argument("--combinations", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    model = HeadModel.load(args.model)
+    identity = model.sample_identity(args.seed, 1.0)
+    print(f"model {args.model} (blend_parts {model.config.blend_parts}), identity seed {args.seed}, "
+          f"{torch.get_num_threads()} threads")
+
+    locality(model, identity, model.extract_mesh(identity, resolution=args.locality_resolution).vertices)
+    start = time.perf_counter()
+    vertices = model.extract_mesh(identity, resolution=args.resolution).vertices
+    print(f"\nmesh at {args.resolution}: {len(vertices)} vertices in {time.perf_counter() - start:.1f} s")
+    keys = baking(model, identity, vertices)
+    linear_mix(model, identity, vertices, keys, args.combinations)
+
+
+if __name__ == "__main__":
+    main()

@@ -69,6 +69,31 @@ def test_a_region_slider_previews_the_edit_and_records_it_per_region(bpy, bridge
     assert tuple(state.region_sliders)[:2] == (2.5, -1.0)
 
 
+def test_the_timers_mesh_in_a_worker_thread_and_install_on_the_main_thread(bpy, bridge, head):
+    # Background Blender runs no timers: call them as Blender's event loop would.
+    live = bridge.live
+    head.imhead.region = "brows"
+    head.imhead.region_sliders = (2.0, 0, 0, 0, 0, 0)
+    assert bpy.app.timers.is_registered(live._start_next)
+    bpy.app.timers.unregister(live._start_next)
+    assert live._start_next() is None
+    assert live._running is not None and bpy.app.timers.is_registered(live._install_finished)
+    bpy.app.timers.unregister(live._install_finished)
+    head.imhead.region_sliders = (2.5, 0, 0, 0, 0, 0)  # moved again while the worker meshes
+    bpy.app.timers.unregister(live._start_next)
+    while live._install_finished() is not None:
+        pass
+    # The finished mesh showed 2.0, no longer wanted: it is dropped and the newer request is next.
+    assert not bridge.mesh_is_current(head) and head.name in live.pending()
+    assert bpy.app.timers.is_registered(live._start_next)
+    bpy.app.timers.unregister(live._start_next)
+    live._start_next()
+    bpy.app.timers.unregister(live._install_finished)
+    while live._install_finished() is not None:
+        pass
+    assert bridge.mesh_is_current(head) and not live.pending()
+
+
 def test_randomize_then_reset_gives_back_the_generated_mesh(bpy, head):
     generated = coordinates(head.data)
     assert bpy.ops.imhead.randomize_region(region="chin", seed=4, scale=2.0) == {'FINISHED'}

@@ -125,10 +125,8 @@ def test_every_preset_and_ablation_trains(preset, ablation):
         loss = (net(points, codes, expression) - target).abs().mean()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < losses[0]
-    assert all(p.grad is not None for p in net.parameters() if p.requires_grad and p.dim() > 0
-               and p is not net.expression_lift.bias) or True
     assert codes.grad is not None and codes.grad.abs().sum() > 0
 
 

@@ -3,7 +3,7 @@ import bpy
 from bpy.props import PointerProperty
 
 from .. import imhead_blender
-from . import expressions, regions
+from . import expressions, fit, regions
 from .generate import IMHEAD_OT_generate, IMHEAD_OT_random_head
 from .preferences import ImHeadPreferences, preview_settings
 from .properties import ImHeadObjectState, ImHeadSceneSettings
@@ -16,6 +16,7 @@ classes = (
     IMHEAD_OT_random_head,
     *regions.classes,
     *expressions.classes,
+    *fit.classes,
 )
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
 
@@ -24,11 +25,13 @@ def register():
     _register_classes()
     bpy.types.Object.imhead = PointerProperty(type=ImHeadObjectState)
     bpy.types.Scene.imhead = PointerProperty(type=ImHeadSceneSettings)
+    bpy.types.Scene.imhead_fit = PointerProperty(type=fit.ImHeadFitSettings)
     imhead_blender.live.register(lambda: preview_settings(bpy.context))
 
 
 def unregister():
     imhead_blender.live.unregister()
+    del bpy.types.Scene.imhead_fit
     del bpy.types.Scene.imhead
     del bpy.types.Object.imhead
     _unregister_classes()

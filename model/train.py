@@ -26,6 +26,7 @@ TRAIN_DEFAULTS = {
     "batch_expressions": 4, "expression_points": 512,
     "lr_network": 1e-3, "lr_codes": 2e-3, "lr_drops": [0.5, 0.75, 0.9], "lr_drop_factor": 0.3,
     "code_init_std": 0.01, "free_clamp": 0.1, "seed": 0, "checkpoint_every": 250, "threads": 0,
+    "warp_steps": 0, "warp_batch": 8, "warp_points": 1024, "lr_warp": 1e-3,
     "loss_weights": {"surface": 3.0, "near": 1.0, "free": 0.3, "normal": 0.3, "eikonal": 0.05,
                      "keypoints": 1.0, "code_prior": 1e-4, "warp": 3.0, "expression_sdf": 1.0},
 }
@@ -189,9 +190,42 @@ def train(config, out_path, progress=None, checkpoint_path=None):
 
     summary = {"steps": step, "seconds": round(time.perf_counter() - started, 1),
                "threads": torch.get_num_threads(), "final_losses": losses, "heads": n_heads}
+    summary["warp_stage"] = train_warp(net, codes.weight.detach(), data, settings)
     save_trained_model(out_path, net, codes.weight.detach(), data, config, summary)
     checkpoint_path.unlink(missing_ok=True)
     return summary
+
+
+WARP_MODULES = ("expression_lift", "warp_identity", "warp")
+
+
+def train_warp(net, codes, data, settings, progress=None):
+    """Second stage: the expression warp alone, on the data's dense correspondences.
+
+    Each point is weighted by how far its expression moves it (plus 1 mm): most of a head does not
+    move, so a plain mean over points rewards a warp that ignores the expression.
+    """
+    n_expressed, steps = data["exp_head"].shape[0], settings["warp_steps"]
+    if not steps or not n_expressed:
+        return {}
+    started = time.perf_counter()
+    rng = np.random.default_rng([settings["seed"], 1])
+    optimizer = torch.optim.Adam([p for name in WARP_MODULES for p in getattr(net, name).parameters()],
+                                 settings["lr_warp"])
+    for step in range(steps):
+        chosen = rng.choice(n_expressed, size=min(settings["warp_batch"], n_expressed), replace=False)
+        rows = torch.as_tensor(chosen)[:, None]
+        picked = columns(rng, len(chosen), data["exp_observed"].shape[1], settings["warp_points"])
+        observed, canonical = data["exp_observed"][rows, picked], data["exp_canonical"][rows, picked]
+        weight = (observed - canonical).norm(dim=-1) + 0.005
+        warped = net.warp_to_canonical(observed, codes[data["exp_head"][chosen].long()], data["exp_weights"][chosen])
+        loss = ((warped - canonical).norm(dim=-1) * weight).sum() / weight.sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if progress is not None:
+            progress(step + 1, steps, {"weighted_warp": loss.item()})
+    return {"steps": steps, "seconds": round(time.perf_counter() - started, 1), "weighted_warp": loss.item()}
 
 
 def save_trained_model(out_path, net, codes, data, config, summary):
@@ -208,6 +242,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Train an imHead model from a config file.")
     parser.add_argument("--config", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--warp-only", action="store_true",
+                        help="run only the second stage (train_warp) on the model file at --out")
     args = parser.parse_args(argv)
     config = load_config(args.config)
     start, first_step = time.perf_counter(), None
@@ -223,8 +259,28 @@ def main(argv=None):
         shown = " ".join(f"{k}={v:.4g}" for k, v in losses.items())
         print(f"step {step}/{steps}  {spent:.0f}s  eta {eta:.0f}s  {shown}", flush=True)
 
-    summary = train(config, args.out, progress=report)
+    if args.warp_only:
+        summary = warp_only(config, args.out, report)
+    else:
+        summary = train(config, args.out, progress=report)
     print(json.dumps(summary, indent=1))
+
+
+def warp_only(config, path, progress=None):
+    """The second stage on a model file written by the first (what train() does after its main loop)."""
+    from .head_model import HeadModel
+    settings = config["train"]
+    if settings["threads"]:
+        torch.set_num_threads(settings["threads"])
+    torch.set_flush_denormal(True)
+    model = HeadModel.load(path)
+    net = model.network
+    net.requires_grad_(True)
+    data = load_dataset(config["data"])
+    summary = {k: v for k, v in model.training.items() if k != "config"}
+    summary["warp_stage"] = train_warp(net, torch.as_tensor(model.codes), data, settings, progress)
+    save_trained_model(path, net, torch.as_tensor(model.codes), data, config, summary)
+    return summary
 
 
 if __name__ == "__main__":

@@ -48,3 +48,19 @@ def test_an_interrupted_run_resumes_to_the_same_model(tmp_path):
     for name in straight.files:
         if name.startswith("param/") or name == "codes":
             assert np.allclose(straight[name], resumed[name], atol=1e-6), name
+
+
+def test_the_warp_stage_alone_reproduces_the_full_run(tmp_path):
+    """The bundled model's second stage was run with --warp-only on the first stage's file."""
+    from model.train import warp_only
+    both = tiny_config(10)
+    both["train"]["warp_steps"] = 30
+    warp_losses = []
+    train(both, tmp_path / "both.npz")
+    train(tiny_config(10), tmp_path / "staged.npz")
+    warp_only(both, tmp_path / "staged.npz", progress=lambda s, n, t: warp_losses.append(t["weighted_warp"]))
+    assert np.mean(warp_losses[-5:]) < np.mean(warp_losses[:5])
+    a, b = np.load(tmp_path / "both.npz"), np.load(tmp_path / "staged.npz")
+    for name in a.files:
+        if name.startswith("param/") or name == "codes":
+            assert np.allclose(a[name], b[name], atol=1e-6), name

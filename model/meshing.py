@@ -21,11 +21,11 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components as graph_components
 from skimage.measure import marching_cubes
 
-# A learned field is only roughly 1-Lipschitz; certifying signs with this factor kept the coarse-to-fine
-# mesh equal to the dense one on every field measured (bench/README.md, "Lipschitz factor").
+# A learned field is only roughly 1-Lipschitz. 1.5 is the smallest factor that certified no wrong sign
+# on the bundled model (1.0 certified dozens); see bench/README.md, "Lipschitz factor".
 DEFAULT_LIPSCHITZ = 1.5
-# Points per sdf_fn call: large enough for efficient matmuls on 2 cores, small enough that progress
-# (and with it cancelling) comes several times a second.
+# Points per sdf_fn call: the compact network's throughput per CPU second is flat from 2k to 16k points
+# and drops beyond 32k (cache); smaller batches also bring progress (and cancelling) more often.
 DEFAULT_BATCH_SIZE = 16384
 # The coarsest level has at least this many cells along the longest side; it is evaluated everywhere.
 COARSEST_CELLS = 8

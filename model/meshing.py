@@ -24,8 +24,9 @@ from skimage.measure import marching_cubes
 # A learned field is only roughly 1-Lipschitz. 1.5 is the smallest factor that certified no wrong sign
 # on the bundled model (1.0 certified dozens); see bench/README.md, "Lipschitz factor".
 DEFAULT_LIPSCHITZ = 1.5
-# Points per sdf_fn call: the compact network's throughput per CPU second is flat from 2k to 16k points
-# and drops beyond 32k (cache); smaller batches also bring progress (and cancelling) more often.
+# Points per sdf_fn call: the compact network's points per CPU second are flat from 2k to 16k per call
+# and drop beyond 32k (cache); the top of the flat range has the least per-call overhead, and still
+# brings progress (and with it cancelling) every fraction of a second.
 DEFAULT_BATCH_SIZE = 16384
 # The coarsest level has at least this many cells along the longest side; it is evaluated everywhere.
 COARSEST_CELLS = 8

@@ -210,15 +210,20 @@ def _where(mask):
     return np.stack(np.unravel_index(np.flatnonzero(mask), mask.shape), axis=-1)
 
 
+def _halves(axis):
+    """Index tuples that drop the last and the first entry along `axis`: each pair of neighbours."""
+    head, tail = [slice(None)] * 3, [slice(None)] * 3
+    head[axis], tail[axis] = slice(0, -1), slice(1, None)
+    return tuple(head), tuple(tail)
+
+
 def _uncertain_cells(values, reach):
     """Cells whose corners do not all lie farther than `reach` from zero on one side."""
     low, high = values, values
     for axis in range(3):
-        head = [slice(None)] * 3
-        tail = [slice(None)] * 3
-        head[axis], tail[axis] = slice(0, -1), slice(1, None)
-        low = np.minimum(low[tuple(head)], low[tuple(tail)])
-        high = np.maximum(high[tuple(head)], high[tuple(tail)])
+        head, tail = _halves(axis)
+        low = np.minimum(low[head], low[tail])
+        high = np.maximum(high[head], high[tail])
     return (low <= reach) & (high >= -reach)
 
 
@@ -245,10 +250,8 @@ def _crossed_cells(values):
     """Cells with corners of both signs (the ones marching cubes triangulates)."""
     count = (values > 0).astype(np.uint8)
     for axis in range(3):
-        head = [slice(None)] * 3
-        tail = [slice(None)] * 3
-        head[axis], tail[axis] = slice(0, -1), slice(1, None)
-        count = count[tuple(head)] + count[tuple(tail)]
+        head, tail = _halves(axis)
+        count = count[head] + count[tail]
     return (count > 0) & (count < 8)
 
 
@@ -256,10 +259,8 @@ def _cell_corners(cells):
     """Lattice points that are a corner of at least one of the given cells."""
     corners = np.pad(cells, 1)
     for axis in range(3):
-        head = [slice(None)] * 3
-        tail = [slice(None)] * 3
-        head[axis], tail[axis] = slice(0, -1), slice(1, None)
-        corners = corners[tuple(head)] | corners[tuple(tail)]
+        head, tail = _halves(axis)
+        corners = corners[head] | corners[tail]
     return corners
 
 
@@ -281,8 +282,8 @@ def _complete_crossed_cells(values, exact, sampler):
 
 
 def _mesh_from_lattice(values, grid, corners):
-    """Marching cubes on the lattice values (on the cells whose corners are all in `corners`, or on
-    all cells), in the field's frame, with outward normals."""
+    """Marching cubes on the lattice values, in the field's frame, with outward normals. With
+    `corners`, only cells with a corner there are visited (every crossed cell has all eight)."""
     if not (values.min() < 0 < values.max()):
         return SurfaceMesh(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32), np.zeros((0, 3), np.float32))
     # skimage's "descent" winds faces counter-clockwise seen from where the values are larger: from

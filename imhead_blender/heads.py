@@ -32,6 +32,8 @@ def generate_head(context, settings, progress=None):
     if head is None:
         head = add_head_object(context, mesh)
     else:
+        from .shape_keys import set_aside_expressions  # shape_keys imports this module
+        set_aside_expressions(head, model)
         replace_mesh(head, mesh)
     write_state(head, model.hash, identity, settings)
     return head
@@ -65,8 +67,15 @@ def replace_mesh(head, mesh):
         bpy.data.meshes.remove(old)
 
 
+# Region edits belong to the identity they were made on: a new identity starts without them.
+REGION_EDIT_KEYS = ("region_codes", "slider_values", "mesh_edits")
+
+
 def write_state(head, model_hash, identity, settings):
     state = head.imhead
+    for key in REGION_EDIT_KEYS:
+        if key in state:
+            del state[key]
     state.model_hash = model_hash
     state.seed = settings["seed"]
     state.variation = settings["variation"]

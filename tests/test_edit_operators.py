@@ -328,3 +328,12 @@ def test_operators_need_a_head_and_its_model(bpy, preferences, head, tmp_path):
     with pytest.raises(RuntimeError, match="made with another model"):
         bpy.ops.imhead.bake_expressions()
     assert head.data.shape_keys is None
+
+
+def test_replacing_a_heads_identity_drops_its_region_edits_and_sets_its_keys_aside(bpy, head):
+    assert bpy.ops.imhead.randomize_region(region="chin", seed=4, scale=2.0) == {'FINISHED'}
+    assert bpy.ops.imhead.bake_expressions() == {'FINISHED'}
+    assert bpy.ops.imhead.generate(seed=7, replace=True) == {'FINISHED'}
+    assert bpy.context.active_object == head
+    assert "region_codes" not in head.imhead and "slider_values" not in head.imhead
+    assert head.data.shape_keys is None and head.imhead.expressions_stale

@@ -4,8 +4,9 @@
     python bench/bench_fit.py --model PATH --quality best --threads 2 --heads 3
 
 The points are area-uniform samples of the head's outer surface in metres. Prints, per head, the
-seconds of the alignment and of the refinement, refinement steps per second, the fit's own residual,
-and the Chamfer distance (mm) of the fitted mesh to the true head.
+seconds of the alignment and of the refinement, refinement steps per second, the CPU time (all threads;
+on a busy machine the wall time says little), the fit's own residual, and the Chamfer distance (mm) of
+the fitted mesh to the true head.
 """
 import argparse
 import sys
@@ -23,7 +24,7 @@ from model.build_dataset import test_identities  # noqa: E402
 from model.fit import fit  # noqa: E402
 from model.frame import MODEL_UNIT_M, model_to_mm  # noqa: E402
 from model.heads import HeadData  # noqa: E402
-from model.samples import sample_outer_surface, surface_points  # noqa: E402
+from model.samples import face_normals, sample_outer_surface, surface_points  # noqa: E402
 
 
 def chamfer_mm(mesh, head, rng, n=20000):
@@ -58,6 +59,7 @@ def main():
     parser.add_argument("--heads", type=int, default=1, help="held-out heads to fit, one after another")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--neutral", action="store_true")
+    parser.add_argument("--normals", action="store_true", help="give the fit the points' normals too")
     parser.add_argument("--no-chamfer", action="store_true", help="skip meshing and the Chamfer distance")
     args = parser.parse_args()
     if args.threads:
@@ -65,7 +67,7 @@ def main():
     model = HeadModel.load(args.model)
     data = HeadData()
     print(f"model {args.model} ({model.hash[:12]}), {torch.get_num_threads()} threads, quality {args.quality}, "
-          f"{args.points} points")
+          f"{args.points} points{' with normals' if args.normals else ''}{', neutral' if args.neutral else ''}")
     for index, weights in enumerate(test_identities(args.heads)):
         head = data.head(weights)
         rng = np.random.default_rng(index)
@@ -76,13 +78,15 @@ def main():
         def progress(fraction, message):
             phase_started.setdefault(message, time.perf_counter())
 
-        started = time.perf_counter()
-        result = fit(model, points, quality=args.quality, steps=args.steps, n_points=args.points,
+        started, cpu_started = time.perf_counter(), time.process_time()
+        normals = face_normals(head.vertices, head.faces, face_index) if args.normals else None
+        result = fit(model, points, normals, quality=args.quality, steps=args.steps, n_points=args.points,
                      neutral=args.neutral, progress=progress)
+        cpu_seconds = time.process_time() - cpu_started
         align_seconds = phase_started["Fitting the head"] - started
         refine_seconds = result.seconds - align_seconds
         line = (f"head {index}: {result.seconds:.1f} s (alignment {align_seconds:.1f} s, {result.steps} steps in "
-                f"{refine_seconds:.1f} s = {result.steps / refine_seconds:.1f} steps/s), "
+                f"{refine_seconds:.1f} s = {result.steps / refine_seconds:.1f} steps/s; {cpu_seconds:.1f} s CPU time), "
                 f"residual {result.residual_mm:.3f} mm, unit {result.unit}")
         if not args.no_chamfer:
             mesh = model.extract_mesh(result.identity, result.expression, resolution=128)

@@ -51,14 +51,17 @@ ALIGN_PARTS = 3
 BATCH_POINTS = 3000
 NORMAL_POINTS = 500
 HUBER = 2 * MM        # quadratic below, linear above: Gaussian noise of a few mm stays in the quadratic part
-TRUNCATION = 15 * MM  # residuals beyond this pull nothing: hair, shoulders, stray points
+# Residuals beyond the truncation pull nothing (hair, shoulders, stray points). It follows the fit:
+# TRUNCATION_SPREAD times the batch's median |residual|, within TRUNCATION_RANGE.
+TRUNCATION_SPREAD = 4.0
+TRUNCATION_RANGE = (3 * MM, 15 * MM)
 ALIGN_HUBER = 10 * MM
 # Loss weights, relative to the data term (a residual of HUBER costs 0.5).
-IDENTITY_PRIOR = 2e-3
+IDENTITY_PRIOR = 2e-4
 EXPRESSION_PRIOR = 2e-3
 SCALE_PRIOR = 1.0
 NORMAL_WEIGHT = 0.2
-LEARNING_RATES = {"rotation": 0.01, "translation": 4 * MM, "log_scale": 0.004, "identity": 0.05,
+LEARNING_RATES = {"rotation": 0.01, "translation": 4 * MM, "log_scale": 0.004, "identity": 0.2,
                   "expression": 0.02}
 ALIGN_LEARNING_RATES = {"rotation": 0.05, "translation": 10 * MM, "log_scale": 0.01}
 
@@ -135,7 +138,7 @@ def fit(model, points, normals=None, *, neutral=False, quality="fast", steps=Non
 
 # --- input ----------------------------------------------------------------------------------------
 def checked_points(points, normals=None):
-    """The points (and normals) as float64 arrays, or ImHeadError saying what is wrong with them."""
+    """The points (and normals) as arrays, or ImHeadError saying what is wrong with them."""
     points = np.asarray(points)
     if points.ndim != 2 or points.shape[1] != 3:
         raise ImHeadError(f"points must be an array of shape (N, 3), got shape {points.shape}")
@@ -143,7 +146,6 @@ def checked_points(points, normals=None):
         raise ImHeadError("the scan has no points")
     if len(points) < MIN_POINTS:
         raise ImHeadError(f"the scan has only {len(points)} points; fitting needs at least {MIN_POINTS}")
-    points = points.astype(np.float64, copy=False)
     bad = int(np.count_nonzero(~np.isfinite(points).all(axis=1)))
     if bad:
         raise ImHeadError(f"{bad} of the scan's {len(points)} points have NaN or infinite coordinates")
@@ -151,19 +153,20 @@ def checked_points(points, normals=None):
         normals = np.asarray(normals)
         if normals.shape != points.shape:
             raise ImHeadError(f"normals must have the points' shape {points.shape}, got {normals.shape}")
-        normals = normals.astype(np.float64, copy=False)
         if not np.isfinite(normals).all():
             raise ImHeadError("the scan's normals contain NaN or infinite values")
     return points, normals
 
 
 def subsample(points, normals, n_points, rng):
-    """At most n_points of the points (and their normals, unit length), chosen at random."""
-    if len(points) > n_points:
-        chosen = np.sort(rng.choice(len(points), n_points, replace=False))
-        points = points[chosen]
-        normals = None if normals is None else normals[chosen]
+    """At most n_points of the points (and their normals, unit length), chosen at random, float64.
+
+    Only the chosen rows are copied: a scan of millions of points costs little more than itself.
+    """
+    chosen = np.sort(rng.choice(len(points), n_points, replace=False)) if len(points) > n_points else slice(None)
+    points = points[chosen].astype(np.float64)
     if normals is not None:
+        normals = normals[chosen].astype(np.float64)
         length = np.linalg.norm(normals, axis=1, keepdims=True)
         # A zero normal carries no direction: it stays zero and the normal term ignores it.
         normals = normals / np.where(length > 0, length, 1.0)
@@ -273,7 +276,7 @@ def align_starts(model, code, points, rotations, translations, log_scales, steps
         optimizer.step()
         step_done(step + 1)
     with torch.no_grad():
-        score = residual().abs().clamp(max=TRUNCATION).mean(1)
+        score = residual().abs().clamp(max=TRUNCATION_RANGE[1]).mean(1)
         return rotation_matrix(axis_angle) @ rotations, translation.detach(), log_scale.detach(), score
 
 
@@ -312,7 +315,8 @@ def refine(model, cloud, normals, start, steps, neutral, rng, step_done):
         values = None if expression is None else expression[None]
         placed = cloud[chosen] @ pose_matrix().T + translation
         residual = model.network(placed[None], code, values)[0]
-        loss = robust_loss(residual, HUBER, TRUNCATION).mean()
+        truncation = (TRUNCATION_SPREAD * residual.detach().abs().median()).clamp(*TRUNCATION_RANGE)
+        loss = robust_loss(residual, HUBER, truncation).mean()
         loss = loss + IDENTITY_PRIOR * weights.pow(2).sum() + SCALE_PRIOR * log_scale.pow(2).sum()
         if expression is not None:
             loss = loss + EXPRESSION_PRIOR * expression.sum()

@@ -3,10 +3,9 @@
     .venv/bin/python bench/bench_editing.py --model weights/imhead.npz [--resolution 256] [--threads 2]
 
 1. Locality: each region edited strongly (its training mean plus 3 standard deviations along every
-   principal direction), movement |SDF change| at the unedited head's vertices: the largest among
-   vertices the region cannot reach through the truncated blend (none of its parts among their nearest
-   blend_parts + 1 keypoints, before or after the edit), the largest within the region's reach, the
-   share of the head in reach, and the largest beyond 60 and 100 mm of the region's keypoints.
+   principal direction), movement |SDF change| at the unedited head's vertices: the share of the head
+   the edit touches (editing.edit_share > 0), the largest movement outside and inside it, and the
+   largest beyond 60 and 100 mm of the region's keypoints.
 2. Baking: every expression into positions of the head's vertices at `--resolution` (~100k vertices
    at 256), wall seconds, solved share, residual.
 3. Linear mix: random combinations of 4 expressions, mix of the baked keys against the exact inverse warp.
@@ -23,22 +22,21 @@ from model.frame import model_to_mm
 
 
 def locality(model, identity, vertices):
-    print("\nregion         parts  reach %   unreachable max mm   reachable max mm   >60 mm max   >100 mm max")
+    print("\nregion         parts  touched %   untouched max mm   touched max mm   >60 mm max   >100 mm max")
     unedited = editing.no_edit(model)
     before = model.keypoints(identity)
     for region, parts in model.regions.items():
         codes = editing.random_region_codes(model, region, seed=0, scale=3.0)
         offsets = editing.set_region(unedited, model, region, codes, identity)
         moved = model_to_mm(editing.surface_displacement(model, vertices, identity, unedited, offsets))
+        touched = editing.edit_share(model, vertices, identity, offsets) > 0
         after = model.keypoints(identity, offsets)
-        reach = (editing.influenced_points(model, vertices, before, parts)
-                 | editing.influenced_points(model, vertices, after, parts))
         distance = model_to_mm(np.minimum(
             np.linalg.norm(vertices[:, None] - before[parts][None], axis=-1).min(1),
             np.linalg.norm(vertices[:, None] - after[parts][None], axis=-1).min(1)))
         beyond = [moved[distance > d].max(initial=0.0) for d in (60, 100)]
-        print(f"{region:14s} {len(parts):5d}  {100 * reach.mean():7.1f}   {moved[~reach].max(initial=0.0):18.4f}"
-              f"   {moved[reach].max(initial=0.0):16.2f}   {beyond[0]:10.2f}   {beyond[1]:11.2f}")
+        print(f"{region:14s} {len(parts):5d}  {100 * touched.mean():9.1f}   {moved[~touched].max(initial=0.0):16.4f}"
+              f"   {moved[touched].max(initial=0.0):14.2f}   {beyond[0]:10.2f}   {beyond[1]:11.2f}")
 
 
 def baking(model, identity, vertices):

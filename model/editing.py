@@ -2,8 +2,8 @@
 
 A region is a set of parts (model.regions: name -> part indices). An edit is an array of local-code
 offsets (K, L) added to the head's own local codes, zero outside the edited regions; HeadModel
-re-regresses the keypoints of edited parts only, so that with a truncated blend the surface away from
-the region stays exactly where it was.
+re-regresses the keypoints of edited parts only, and blends the edited head's field into the unedited
+one with `edit_weight`, so that the surface away from the region stays exactly where it was.
 
 Each region's principal directions come from PCA over the training heads' local codes of its parts
 (concatenated): slider i moves the region by `value` standard deviations along direction i.
@@ -15,9 +15,15 @@ import numpy as np
 import torch
 
 from .errors import ImHeadError
+from .frame import MM
 
 # Sliders per region in the user interface; regions with fewer principal directions leave the rest at zero.
 REGION_SLIDERS = 6
+# An edit fades out across the borders of the edited parts' territory (where their keypoints stop being
+# the nearest), over this many millimetres on either side. The truncated blend alone lets parts next to
+# large, sparsely keypointed areas (jaw, neck) reach half the head; the fade keeps every edit to its
+# region and the region's borders.
+EDIT_FADE = 20 * MM
 
 
 @dataclass(frozen=True)
@@ -115,14 +121,22 @@ def surface_displacement(model, points, identity, offsets_before, offsets_after,
     return np.abs(after - before)
 
 
-def influenced_points(model, points, keypoints, parts):
-    """(N,) bool: the points (N, 3) among whose nearest blend_parts + 1 keypoints (K, 3) is one of `parts`.
+def edit_weight(points, other_keypoints, edited_keypoints):
+    """(N,) share of an edit applied at points (N, 3), from how much nearer the nearest edited keypoint is
+    than the nearest other one: 1 beyond EDIT_FADE inside the edited territory, 0 beyond EDIT_FADE
+    outside it, smoothstep between. other_keypoints: (K - E, 3) of the parts not edited; edited_keypoints:
+    (E, 3) or more, the edited parts' keypoints before and after the edit."""
+    if len(other_keypoints) == 0:
+        return points.new_ones(len(points))
+    margin = torch.cdist(points, other_keypoints).min(-1).values - torch.cdist(points, edited_keypoints).min(-1).values
+    t = ((margin + EDIT_FADE) / (2 * EDIT_FADE)).clamp(0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
 
-    With a truncated blend a part enters a point's field only there (the (n+1)-th nearest sets the
-    weights' floor), so an edit of `parts` cannot move any other point, given the keypoints before and
-    after the edit. With the dense blend every point is influenced.
-    """
-    count = min(model.config.blend_parts + 1, model.config.n_parts)
-    distances = torch.cdist(torch.as_tensor(points, dtype=torch.float32), torch.as_tensor(keypoints))
-    nearest = torch.topk(distances, count, dim=-1, largest=False).indices.numpy()
-    return np.isin(nearest, list(parts)).any(-1)
+
+def edit_share(model, points, identity, offsets):
+    """(N,) share of the edit `offsets` (K, L) applied at model-frame points (N, 3) of the head."""
+    edited = np.abs(offsets).sum(-1) > 0
+    before, after = model.keypoints(identity), model.keypoints(identity, offsets)
+    share = edit_weight(torch.as_tensor(np.asarray(points, np.float32)), torch.as_tensor(before[~edited]),
+                        torch.as_tensor(np.concatenate([before[edited], after[edited]])))
+    return share.numpy()

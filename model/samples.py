@@ -9,9 +9,9 @@ winding number (robust to the self-touching lips of some expressions, unlike ray
 import igl
 import numpy as np
 
+from .frame import MM
 from .heads import SKIN
 
-MM = 0.005  # one millimetre in model units
 NEAR_SIGMAS = (1 * MM, 10 * MM)  # near-surface offsets: half the points at each sigma
 FREE_BOUND = 1.0  # free-space points are uniform in [-FREE_BOUND, FREE_BOUND]^3
 _WINDING = igl.SIGNED_DISTANCE_TYPE_FAST_WINDING_NUMBER

@@ -1,10 +1,11 @@
 """Localized editing on the Blender-free core, with the tiny model: region directions, edits, locality."""
 import numpy as np
 import pytest
+import torch
 
 from model import HeadModel, ImHeadError
 from model import editing
-from model.frame import model_to_mm
+from model.frame import MM, model_to_mm
 
 RESOLUTION = 48
 LOCALITY_MM = 0.5
@@ -66,12 +67,26 @@ def test_a_strong_region_edit_moves_the_region_and_nothing_far_from_it(tiny, hea
     codes = editing.random_region_codes(tiny, region, seed=11, scale=3.0)
     offsets = editing.set_region(unedited, tiny, region, codes, identity)
     moved = model_to_mm(editing.surface_displacement(tiny, vertices, identity, unedited, offsets))
-    parts = tiny.regions[region]
-    near = (editing.influenced_points(tiny, vertices, tiny.keypoints(identity), parts)
-            | editing.influenced_points(tiny, vertices, tiny.keypoints(identity, offsets), parts))
-    assert near.any() and (~near).mean() > 0.3  # a region is a minority of the head
-    assert moved[~near].max() < LOCALITY_MM
-    assert moved[near].max() > 0.02  # the region itself moves
+    share = editing.edit_share(tiny, vertices, identity, offsets)
+    far = share == 0
+    assert 0.3 < far.mean() < 1  # a region is a minority of the head
+    assert moved[far].max() < LOCALITY_MM
+    assert moved[share > 0].max() > 0.02  # the region itself moves
+
+
+def test_an_edit_fades_out_smoothly_across_its_regions_border():
+    other = torch.tensor([[1.0, 0.0, 0.0]])
+    edited = torch.tensor([[-1.0, 0.0, 0.0]])
+    x = torch.linspace(-0.5, 0.5, 2001)
+    share = editing.edit_weight(torch.stack([x, torch.zeros_like(x), torch.zeros_like(x)], -1), other, edited)
+    assert share[0] == 1 and share[-1] == 0  # deep inside and deep outside the edited territory
+    assert torch.all(share[1:] <= share[:-1])  # fades monotonically across the border at x = 0
+    np.testing.assert_allclose(float(share[1000]), 0.5, atol=1e-6)
+    fading = (share > 0) & (share < 1)
+    width_mm = model_to_mm(float(x[fading].max() - x[fading].min()))
+    # The margin (distance to the other keypoint minus to the edited one) is -2x here.
+    np.testing.assert_allclose(width_mm, editing.EDIT_FADE / MM, rtol=0.01)
+    assert share.diff().abs().max() < 2 * (x[1] - x[0]) / editing.EDIT_FADE  # no jump anywhere
 
 
 def test_copy_region_takes_the_other_heads_codes_there_and_keeps_the_rest(tiny, head):

@@ -97,16 +97,18 @@ def test_moving_a_keypoint_moves_its_parts_field():
 def test_grouped_part_networks_match_one_mlp_per_part():
     net = network(make_config("tiny"))
     parts = net.parts
-    x = torch.randn(300, 45)
-    part = torch.randint(0, 39, (300,))
-    bias = torch.randn(300, parts.weights[0].shape[2])
-    out = parts(x, part, bias)
-    for j in (0, int(part[0]), 38):
-        rows = part == j
-        h = x[rows] @ parts.weights[0][j] + bias[rows]
-        for weight, b in zip(parts.weights[1:], parts.biases[1:]):
-            h = torch.nn.functional.softplus(h, beta=parts.beta) @ weight[j] + b[j]
-        assert torch.allclose(out[rows], h, atol=1e-5)
+    torch.manual_seed(0)
+    points = torch.randn(300, 3)
+    head, part = torch.randint(0, 2, (300,)), torch.randint(0, 39, (300,))
+    group_bias = torch.randn(2 * 39, parts.weights[0].shape[2])
+    out = parts(points, head * 39 + part, group_bias)
+    x = positional_encoding(points, parts.pe_bands)
+    for b, j in ((0, 0), (int(head[0]), int(part[0])), (1, 38)):
+        rows = (part == j) & (head == b)
+        h = x[rows] @ parts.weights[0][j] + group_bias[b * 39 + j]
+        for weight, bias in zip(parts.weights[1:], parts.biases[1:]):
+            h = torch.nn.functional.softplus(h, beta=parts.beta) @ weight[j] + bias[j]
+        assert rows.any() and torch.allclose(out[rows], h, atol=1e-5)
 
 
 @pytest.mark.parametrize("preset,ablation", [(p, "full") for p in PRESETS] +

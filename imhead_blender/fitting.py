@@ -74,8 +74,8 @@ def add_fitted_head(context, scan, model, result, surface, resolution):
     # Head local = model frame * MODEL_UNIT_M; the fit maps world (the scan's points) to the model frame.
     to_model = np.diag([1 / MODEL_UNIT_M] * 3 + [1.0])
     head.matrix_world = Matrix((result.inverse_transform @ to_model).tolist())
-    write_state(head, model.hash, result.identity, {"seed": 0, "variation": 0.0, "resolution": resolution})
-    head.imhead["fitted_scan"] = scan.name
+    write_state(head, model.hash, result.identity,
+                {"seed": 0, "variation": 0.0, "resolution": resolution, "fitted_to": scan.name})
     head.imhead["fit_residual_mm"] = result.residual_mm
     if result.expression.max(initial=0.0) >= EXPRESSION_THRESHOLD:
         bake_exact_expression(head, model, FITTED_EXPRESSION_KEY, result.expression)

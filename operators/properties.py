@@ -51,6 +51,8 @@ class ImHeadObjectState(bpy.types.PropertyGroup):
     seed: IntProperty(name="Seed", description=SEED_DESCRIPTION)
     variation: FloatProperty(name="Variation", description=VARIATION_DESCRIPTION)
     resolution: IntProperty(name="Resolution", description="Grid size the surface was extracted at")
+    fitted_to: StringProperty(name="Fitted To",
+                              description="The scan this head was fitted to (empty: generated from its seed)")
     # Region edits: the sliders show the active region's values, kept per region in the custom-property
     # group "slider_values" (imhead_blender.editing); a change re-meshes the head at Preview resolution.
     region: EnumProperty(name="Region", items=_region_items, description="The region the sliders and buttons edit")

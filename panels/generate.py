@@ -50,8 +50,11 @@ class IMHEAD_PT_active_head(_SidebarPanel, bpy.types.Panel):
         state = context.active_object.imhead
         column = layout.column()
         column.enabled = False
-        column.prop(state, "seed")
-        column.prop(state, "variation")
+        if state.fitted_to:
+            column.prop(state, "fitted_to")
+        else:
+            column.prop(state, "seed")
+            column.prop(state, "variation")
         column.prop(state, "resolution")
         column.prop(state, "model_hash")
 

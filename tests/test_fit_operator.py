@@ -65,7 +65,7 @@ def test_fit_adds_a_head_lying_on_the_scan_and_leaves_the_scan_alone(bpy):
     head = bpy.context.active_object
     assert head != scan and head.imhead.model_hash and head.select_get()
     assert len(head.imhead["identity"]) > 0
-    assert head.imhead["fitted_scan"] == "Scan"
+    assert head.imhead.fitted_to == "Scan"
     assert head.type == 'MESH' and len(head.data.polygons) > 500
     assert scan.data.name == scan_mesh
     np.testing.assert_array_equal(world_vertices(scan), scan_vertices)
@@ -123,7 +123,7 @@ def test_a_point_cloud_without_faces_is_fitted(bpy):
     bpy.context.collection.objects.link(cloud)
     bpy.context.view_layer.objects.active = cloud
     assert bpy.ops.imhead.fit_scan('EXEC_DEFAULT', **FAST) == {'FINISHED'}
-    assert bpy.context.active_object.imhead["fitted_scan"] == "Cloud"
+    assert bpy.context.active_object.imhead.fitted_to == "Cloud"
 
 
 def add_points(bpy, name, points):

@@ -18,9 +18,9 @@ from .errors import ImHeadError
 from .frame import model_to_mm
 
 # Warp evaluations per vertex at most, and the residual (model units) at which a vertex counts as solved
-# (1e-5 = 2 um).
+# (5e-5 = 10 um, a hundredth of a voxel at 256^3).
 MAX_STEPS = 10
-TOLERANCE = 1e-5
+TOLERANCE = 5e-5
 # Screening: grid cell size (model units, 0.04 = 8 mm) and how much an expression must move a sample,
 # beyond what the warp does at the neutral expression, for the vertices around it to be solved (1e-4 = 0.02 mm).
 SCREEN_CELL = 0.04

@@ -2,34 +2,16 @@
 import bpy
 
 from .. import imhead_blender
-from ..operators.preferences import addon_preferences
 from ..operators.regions import (IMHEAD_OT_copy_region, IMHEAD_OT_randomize_region, IMHEAD_OT_reset_region,
                                  IMHEAD_OT_show_keypoints, IMHEAD_OT_update_head)
-from .generate import _SidebarPanel
+from .sidebar import HeadPanel
 
 
-def head_model_or_message(context):
-    """(the active head's model, None) or (None, why it cannot be used)."""
-    try:
-        return imhead_blender.head_model(context.active_object, addon_preferences(context).model_path), None
-    except imhead_blender.ImHeadError as error:
-        return None, str(error)
-
-
-class IMHEAD_PT_edit_regions(_SidebarPanel, bpy.types.Panel):
+class IMHEAD_PT_edit_regions(HeadPanel, bpy.types.Panel):
     bl_label = "Edit Regions"
 
-    @classmethod
-    def poll(cls, context):
-        return imhead_blender.is_head(context.active_object)
-
-    def draw(self, context):
+    def draw_head(self, context, head, model):
         layout = self.layout
-        head = context.active_object
-        model, problem = head_model_or_message(context)
-        if model is None:
-            layout.label(text=problem, icon='ERROR')
-            return
         state = head.imhead
         layout.prop(state, "region")
         column = layout.column(align=True)

@@ -5,8 +5,7 @@ from .. import imhead_blender
 from ..operators.expressions import (IMHEAD_OT_bake_current_expression, IMHEAD_OT_bake_expressions,
                                      IMHEAD_OT_expression_preset, IMHEAD_OT_import_expression_animation,
                                      IMHEAD_OT_reset_expressions)
-from .editing import head_model_or_message
-from .generate import _SidebarPanel
+from .sidebar import HeadPanel, SidebarPanel, head_model_or_message
 
 GROUP_LABELS = tuple(label for label, _ in imhead_blender.EXPRESSION_GROUPS) + ("Other",)
 
@@ -17,20 +16,11 @@ def _baked_keys(context):
     return (model, imhead_blender.expression_keys(context.active_object, model)) if model else (None, {})
 
 
-class IMHEAD_PT_expressions(_SidebarPanel, bpy.types.Panel):
+class IMHEAD_PT_expressions(HeadPanel, bpy.types.Panel):
     bl_label = "Expressions"
 
-    @classmethod
-    def poll(cls, context):
-        return imhead_blender.is_head(context.active_object)
-
-    def draw(self, context):
+    def draw_head(self, context, head, model):
         layout = self.layout
-        head = context.active_object
-        model, problem = head_model_or_message(context)
-        if model is None:
-            layout.label(text=problem, icon='ERROR')
-            return
         state = head.imhead
         if state.expressions_stale:
             box = layout.box()
@@ -66,7 +56,7 @@ def _group_panel(label):
     def poll(cls, context):
         return imhead_blender.is_head(context.active_object) and bool(_baked_keys(context)[1])
 
-    return type(f"IMHEAD_PT_expressions_{label.lower()}", (_SidebarPanel, bpy.types.Panel), {
+    return type(f"IMHEAD_PT_expressions_{label.lower()}", (SidebarPanel, bpy.types.Panel), {
         "bl_label": label, "bl_parent_id": IMHEAD_PT_expressions.__name__, "bl_options": {'DEFAULT_CLOSED'},
         "poll": poll, "draw": draw,
     })

@@ -2,10 +2,10 @@
 import bpy
 
 from ..operators.fit import IMHEAD_OT_fit_scan
-from .generate import _SidebarPanel
+from .sidebar import SidebarPanel
 
 
-class IMHEAD_PT_fit_scan(_SidebarPanel, bpy.types.Panel):
+class IMHEAD_PT_fit_scan(SidebarPanel, bpy.types.Panel):
     bl_label = "Fit to Scan"
     bl_options = {'DEFAULT_CLOSED'}
 

@@ -3,15 +3,10 @@ import bpy
 
 from ..imhead_blender import is_head
 from ..operators.generate import IMHEAD_OT_generate, IMHEAD_OT_random_head
+from .sidebar import SidebarPanel
 
 
-class _SidebarPanel:
-    bl_space_type = 'VIEW_3D'
-    bl_region_type = 'UI'
-    bl_category = "imHead"
-
-
-class IMHEAD_PT_generate(_SidebarPanel, bpy.types.Panel):
+class IMHEAD_PT_generate(SidebarPanel, bpy.types.Panel):
     bl_label = "New Head"
 
     def draw(self, context):
@@ -36,7 +31,7 @@ class IMHEAD_PT_generate(_SidebarPanel, bpy.types.Panel):
         mean_head.resolution = settings.resolution
 
 
-class IMHEAD_PT_active_head(_SidebarPanel, bpy.types.Panel):
+class IMHEAD_PT_active_head(SidebarPanel, bpy.types.Panel):
     bl_label = "Active Head"
 
     @classmethod

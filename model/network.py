@@ -65,13 +65,17 @@ class PartNetworks(nn.Module):
         -> (P, out_dim)."""
         order = torch.argsort(group, stable=True)
         counts = torch.bincount(group, minlength=len(group_bias)).tolist()
+        # Per-part views, taken once: indexing a ParameterList per group costs more than the small matmuls.
+        first_biases = group_bias.unbind(0)
+        weights = [w.unbind(0) for w in self.weights]
+        biases = [b.unbind(0) for b in self.biases[1:]]
         outputs = []
         for g, rows in enumerate(positional_encoding(points[order], self.pe_bands).split(counts)):
             if not counts[g]:
                 continue
             part = g % self.n_parts
-            h = torch.addmm(group_bias[g], rows, self.weights[0][part])
-            for weight, bias in zip(self.weights[1:], self.biases[1:]):
+            h = torch.addmm(first_biases[g], rows, weights[0][part])
+            for weight, bias in zip(weights[1:], biases):
                 h = torch.addmm(bias[part], F.softplus(h, beta=self.beta), weight[part])
             outputs.append(h)
         out_sorted = torch.cat(outputs)

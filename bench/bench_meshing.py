@@ -75,7 +75,8 @@ def worker(args):
     """One extraction in this process; prints a JSON line, saves the mesh to args.mesh_out."""
     torch.set_num_threads(args.threads)
     field = Counted(load_field(args))
-    field.field(torch.zeros(64, 3))  # warm up the field's first call
+    # Warm up with one full batch across the box, as a Blender session is warm after its first head.
+    field.field(torch.rand(meshing.DEFAULT_BATCH_SIZE, 3) * 2 - 1)
     before = rss_bytes()
     start, start_cpu = time.perf_counter(), time.process_time()
     if args.method == "dense":

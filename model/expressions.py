@@ -16,6 +16,7 @@ import torch
 
 from .errors import ImHeadError
 from .frame import model_to_mm
+from .network import denormals_flushed
 
 # Warp evaluations per vertex at most, and the residual (model units) at which a vertex counts as solved
 # (5e-5 = 10 um, a hundredth of a voxel at 256^3).
@@ -102,6 +103,7 @@ def _near_moving_samples(cells, sample_cells, moving):
 
 
 @torch.no_grad()
+@denormals_flushed()
 def inverse_warp(model, identity, vertices, expressions, steps=MAX_STEPS, tolerance=TOLERANCE,
                  progress=None):
     """Where the neutral vertices (N, 3) of a head go under each expression (E', n_expressions) of

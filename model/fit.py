@@ -29,6 +29,7 @@ import torch
 from .errors import ImHeadError
 from .frame import MM, MODEL_UNIT_M, model_to_mm
 from .meshing import SurfaceMesh, write_obj
+from .network import denormals_flushed
 
 QUALITY_STEPS = {"fast": 150, "best": 500}
 MIN_POINTS = 300
@@ -121,7 +122,7 @@ def fit(model, points, normals=None, *, neutral=False, quality="fast", steps=Non
     report = progress or (lambda fraction, message: None)
     total = ALIGN_STEPS + steps
     report(0.0, "Aligning the scan")
-    with deterministic_algorithms():
+    with deterministic_algorithms(), denormals_flushed():
         start = align(model, cloud, rng, lambda step: report(step / total, "Aligning the scan"))
         report(ALIGN_STEPS / total, "Fitting the head")
         pose, identity, expression = refine(model, cloud, normal_tensor, start, steps, neutral, rng,

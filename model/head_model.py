@@ -13,7 +13,7 @@ from .editing import edit_weight
 from .errors import ImHeadError, ModelFileError
 from .meshing import extract_surface
 from .modelfile import arrays_state_dict, load_model_file
-from .network import ImHeadNetwork
+from .network import ImHeadNetwork, denormals_flushed
 
 QUERY_BATCH = 32768
 # The box every head (any identity within 3 standard deviations, any expression) fits in, model frame.
@@ -129,6 +129,7 @@ class HeadModel:
                 return points.new_zeros(0)
             return net.identity_sdf(points[None], local, keypoints, extra, n_parts)[0]
 
+        @denormals_flushed()
         def sdf(points):
             if expression is not None:
                 points = net.warp_to_canonical(points[None], code, expression)[0]
@@ -161,6 +162,7 @@ class HeadModel:
         return local[0].numpy()
 
     @torch.no_grad()
+    @denormals_flushed()
     def warp(self, points, identity, expression):
         """Observed points (N, 3) -> canonical points (N, 3) for an expression."""
         code = self._code_tensor(identity)

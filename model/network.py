@@ -4,12 +4,34 @@ and the expression warp. Maps tensors to tensors; no losses, data or files here.
 Shapes: B heads, N points per head, K parts, L local code size.
 """
 import math
+import threading
+from contextlib import contextmanager
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
 from .config import ModelConfig
+
+_flushing = threading.local()
+
+
+@contextmanager
+def denormals_flushed():
+    """Within: this thread flushes denormal floats to zero. Softplus far below zero makes them, and
+    x86 CPUs take several times longer on them (meshing 18 % slower); flushed, no result changes by
+    more than 1e-38. Nests; afterwards the thread computes with denormals again, as by default."""
+    depth = getattr(_flushing, "depth", 0)
+    if depth == 0:
+        torch.set_flush_denormal(True)
+    _flushing.depth = depth + 1
+    try:
+        yield
+    finally:
+        _flushing.depth = depth
+        if depth == 0:
+            torch.set_flush_denormal(False)
+
 
 def positional_encoding(x, bands):
     """gamma(x) = (x, sin(2^l pi x), cos(2^l pi x)) for l = 0..bands-1."""

@@ -10,7 +10,7 @@ import torch
 from model import HeadModel, ModelFileError
 from model.config import ABLATIONS, PRESETS, make_config
 from model.modelfile import FORMAT_VERSION, HEADER_KEY, load_model_file, save_model_file
-from model.network import ImHeadNetwork, positional_encoding
+from model.network import ImHeadNetwork, denormals_flushed, positional_encoding
 
 TEMPLATE = np.random.default_rng(0).uniform(-0.5, 0.5, (39, 3)).astype(np.float32)
 
@@ -246,3 +246,16 @@ def test_bundled_model_sparse_evaluation_within_the_stated_tolerance():
     assert np.array_equal(model.sdf(points, identity, n_parts=6), full)
     difference = model_to_mm(np.abs(model.sdf(points, identity, n_parts=5) - full))
     assert difference.max() < 3.5 and difference.mean() < 0.1
+
+
+def test_denormals_are_flushed_within_the_scope_only_and_scopes_nest():
+    def flushed():
+        return float(torch.tensor([1e-39]) * torch.tensor([1.0])) == 0.0
+
+    assert not flushed()
+    with denormals_flushed():
+        assert flushed()
+        with denormals_flushed():
+            assert flushed()
+        assert flushed()
+    assert not flushed()

@@ -15,6 +15,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -55,14 +56,16 @@ def load_field(args):
 
 
 class Counted:
-    """The field, counting the points it is asked for."""
+    """The field, counting the points it is asked for. (from several threads at once)."""
 
     def __init__(self, field):
         self.field = field
         self.points = 0
+        self.lock = threading.Lock()
 
     def __call__(self, points):
-        self.points += len(points)
+        with self.lock:
+            self.points += len(points)
         return self.field(points)
 
 

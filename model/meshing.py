@@ -13,6 +13,7 @@ Meshes come out in the field's frame, faces wound so that their normals point ou
 """
 import itertools
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,7 +66,13 @@ class _Grid:
 
 
 class _FieldSampler:
-    """Evaluates the field at lattice indices in batches, reporting progress."""
+    """Evaluates the field at lattice indices in batches, reporting progress.
+
+    With n > 1 torch threads, n batches run at once, each in a worker thread that runs torch on one
+    thread: the network's many small per-part matmuls gain little from threads inside one call (1.2x
+    on 2 cores) and more from calls side by side (128^3 on 2 cores: 0.54 -> 0.40 s). A context
+    manager: on leaving, the workers stop and the caller's torch thread count is put back.
+    """
 
     def __init__(self, sdf_fn, grid, batch_size, progress):
         self.sdf_fn = sdf_fn
@@ -73,18 +80,40 @@ class _FieldSampler:
         self.batch_size = int(batch_size)
         self.progress = progress
         self.span = (0.0, 1.0)  # the share of the whole job this call's points stand for
+        self.threads = torch.get_num_threads()
+        self.pool = None
+
+    def __enter__(self):
+        if self.threads > 1:
+            self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="imhead-field",
+                                           initializer=torch.set_num_threads, initargs=(1,))
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            torch.set_num_threads(self.threads)  # the workers' setting is process-wide
+
+    def _evaluate(self, index):
+        with torch.no_grad():
+            out = self.sdf_fn(torch.from_numpy(self.grid.points(index)))
+            return out.detach().reshape(-1).to(device="cpu", dtype=torch.float32).numpy()
 
     def __call__(self, index):
         values = np.empty(len(index), dtype=np.float32)
+        size = min(self.batch_size, max(1, -(-len(index) // self.threads)))  # every worker gets a batch
+        starts = range(0, len(index), size)
+        if self.pool is None:
+            batches = (self._evaluate(index[start:start + size]) for start in starts)
+        else:
+            futures = [self.pool.submit(self._evaluate, index[start:start + size]) for start in starts]
+            batches = (future.result() for future in futures)
         start_fraction, end_fraction = self.span
-        with torch.no_grad():
-            for start in range(0, len(index), self.batch_size):
-                stop = min(start + self.batch_size, len(index))
-                points = torch.from_numpy(self.grid.points(index[start:stop]))
-                out = self.sdf_fn(points)
-                values[start:stop] = out.detach().reshape(-1).to(device="cpu", dtype=torch.float32).numpy()
-                if self.progress is not None:
-                    self.progress(start_fraction + (end_fraction - start_fraction) * stop / len(index))
+        for start, batch in zip(starts, batches):  # raising here (a cancel) leaves the rest to __exit__
+            stop = start + len(batch)
+            values[start:stop] = batch
+            if self.progress is not None:
+                self.progress(start_fraction + (end_fraction - start_fraction) * stop / len(index))
         snap = ZERO_SNAP * self.grid.voxel
         small = np.abs(values) < snap
         values[small] = np.where(values[small] < 0, -snap, snap)
@@ -101,7 +130,8 @@ def extract_surface(sdf_fn, resolution, bounds, *, lipschitz=DEFAULT_LIPSCHITZ,
     raised in it propagates (that is how callers cancel). No crossing in the box: an empty mesh.
     """
     grid = _Grid(resolution, bounds)
-    values, corners = _surface_lattice(grid, lipschitz, _FieldSampler(sdf_fn, grid, batch_size, progress))
+    with _FieldSampler(sdf_fn, grid, batch_size, progress) as sampler:
+        values, corners = _surface_lattice(grid, lipschitz, sampler)
     mesh = _mesh_from_lattice(values, grid, corners)
     if progress is not None:
         progress(1.0)
@@ -111,15 +141,15 @@ def extract_surface(sdf_fn, resolution, bounds, *, lipschitz=DEFAULT_LIPSCHITZ,
 def extract_surface_dense(sdf_fn, resolution, bounds, *, batch_size=DEFAULT_BATCH_SIZE, progress=None):
     """The baseline (as in DeepSDF and NPHM): evaluate every lattice point, then marching cubes."""
     grid = _Grid(resolution, bounds)
-    sampler = _FieldSampler(sdf_fn, grid, batch_size, progress)
     shape = tuple(grid.cells + 1)
     values = np.empty(shape, dtype=np.float32)
     flat_values = values.reshape(-1)
-    chunk = 16 * sampler.batch_size  # a chunk at a time keeps the index arrays small
-    for start in range(0, len(flat_values), chunk):
-        stop = min(start + chunk, len(flat_values))
-        sampler.span = (0.95 * start / len(flat_values), 0.95 * stop / len(flat_values))
-        flat_values[start:stop] = sampler(np.stack(np.unravel_index(np.arange(start, stop), shape), axis=-1))
+    with _FieldSampler(sdf_fn, grid, batch_size, progress) as sampler:
+        chunk = 16 * sampler.batch_size  # a chunk at a time keeps the index arrays small
+        for start in range(0, len(flat_values), chunk):
+            stop = min(start + chunk, len(flat_values))
+            sampler.span = (0.95 * start / len(flat_values), 0.95 * stop / len(flat_values))
+            flat_values[start:stop] = sampler(np.stack(np.unravel_index(np.arange(start, stop), shape), axis=-1))
     mesh = _mesh_from_lattice(values, grid, None)
     if progress is not None:
         progress(1.0)

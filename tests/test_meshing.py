@@ -2,6 +2,7 @@
 import math
 import subprocess
 import sys
+import threading
 import tracemalloc
 from pathlib import Path
 
@@ -81,14 +82,16 @@ SHAPES = {
 
 
 class Counted:
-    """An sdf_fn that counts the points it was asked for."""
+    """An sdf_fn that counts the points it was asked for. (from several threads at once)."""
 
     def __init__(self, field):
         self.field = field
         self.points = 0
+        self.lock = threading.Lock()
 
     def __call__(self, points):
-        self.points += len(points)
+        with self.lock:
+            self.points += len(points)
         return self.field(points)
 
 
@@ -224,6 +227,27 @@ def test_progress_rises_to_one_and_raising_in_it_cancels():
     full = Counted(SHAPES["torus"])
     extract_surface(full, RESOLUTION, CUBE)
     assert field.points < full.points
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_batches_side_by_side_give_the_same_mesh_and_leave_the_thread_count(threads):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        names = set()
+
+        def field(points):
+            names.add(threading.current_thread().name)
+            return SHAPES["torus"](points)
+
+        mesh = extract_surface(field, RESOLUTION, CUBE, batch_size=512)
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    serial = extract_surface_dense(SHAPES["torus"], RESOLUTION, CUBE)
+    assert_same_mesh(mesh, serial, VOXEL)
+    in_workers = all(name.startswith("imhead-field") for name in names)
+    assert in_workers == (threads > 1)
 
 
 def test_peak_memory_at_256_is_far_below_two_gigabytes():

@@ -19,7 +19,7 @@ from .build_dataset import build_dataset
 from .config import make_config
 from .data_paths import cache_dir
 from .modelfile import save_model_file, state_dict_arrays
-from .network import ImHeadNetwork
+from .network import ImHeadNetwork, denormals_flushed
 
 TRAIN_DEFAULTS = {
     "steps": 1000, "batch_heads": 8, "surface_points": 768, "near_points": 1024, "free_points": 512,
@@ -137,6 +137,7 @@ def learning_rate_factor(step, settings):
     return settings["lr_drop_factor"] ** drops
 
 
+@denormals_flushed()
 def train(config, out_path, progress=None, checkpoint_path=None):
     """Train from a loaded config (see load_config) and write the model file to out_path.
 
@@ -145,8 +146,6 @@ def train(config, out_path, progress=None, checkpoint_path=None):
     settings, cfg = config["train"], model_config(config["model"])
     if settings["threads"]:
         torch.set_num_threads(settings["threads"])
-    # Softplus(beta=100) far from its knee produces subnormal floats, which slow CPU math ten-fold.
-    torch.set_flush_denormal(True)
     torch.manual_seed(settings["seed"])
     rng = np.random.default_rng(settings["seed"])
     data = load_dataset(config["data"])
@@ -266,13 +265,13 @@ def main(argv=None):
     print(json.dumps(summary, indent=1))
 
 
+@denormals_flushed()
 def warp_only(config, path, progress=None):
     """The second stage on a model file written by the first (what train() does after its main loop)."""
     from .head_model import HeadModel
     settings = config["train"]
     if settings["threads"]:
         torch.set_num_threads(settings["threads"])
-    torch.set_flush_denormal(True)
     model = HeadModel.load(path)
     net = model.network
     net.requires_grad_(True)

@@ -5,7 +5,8 @@
 Every variant gets the same data, steps, batch, schedule and seed (the config file's), only its
 `model.ablation` differs; each is then fitted to the same held-out heads and scored like
 model.evaluate. Writes <out>.md (the table, with the command and commit that produced it) and
-<out>.json. --steps overrides the budget (e.g. a longer run on a GPU machine).
+<out>.json. --steps overrides the budget and --device trains elsewhere: a longer run on a GPU machine is
+`--steps 20000 --device cuda` (fitting and scoring stay on the CPU).
 """
 import argparse
 import copy
@@ -74,6 +75,7 @@ def main(argv=None):
     parser.add_argument("--runs", default="runs/ablation")
     parser.add_argument("--variants", nargs="+", default=list(ABLATIONS), choices=list(ABLATIONS))
     parser.add_argument("--steps", type=int, default=None, help="override the config's training steps")
+    parser.add_argument("--device", help="torch device to train on, e.g. cuda for a longer run on a GPU")
     parser.add_argument("--heads", type=int, default=5, help="held-out heads each variant is fitted to")
     parser.add_argument("--resolution", type=int, default=192)
     parser.add_argument("--quality", default="fast")
@@ -81,6 +83,8 @@ def main(argv=None):
     config = load_config(args.config)
     if args.steps:
         config["train"]["steps"] = args.steps
+    if args.device:
+        config["train"]["device"] = args.device
     rows = run(config, args.variants, args.runs, args.heads, args.resolution, args.quality)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     command = "python -m model.ablation " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -26,6 +26,7 @@ TRAIN_DEFAULTS = {
     "batch_expressions": 4, "expression_points": 512,
     "lr_network": 1e-3, "lr_codes": 2e-3, "lr_drops": [0.5, 0.75, 0.9], "lr_drop_factor": 0.3,
     "code_init_std": 0.01, "free_clamp": 0.1, "seed": 0, "checkpoint_every": 250, "threads": 0,
+    "device": "cpu",
     "warp_steps": 0, "warp_batch": 8, "warp_points": 1024, "lr_warp": 1e-3,
     "loss_weights": {"surface": 3.0, "near": 1.0, "free": 0.3, "normal": 0.3, "eikonal": 0.05,
                      "keypoints": 1.0, "code_prior": 1e-4, "warp": 3.0, "expression_sdf": 1.0},
@@ -53,6 +54,11 @@ def dataset_path(data):
     return cache_dir() / name
 
 
+def on_device(data, device):
+    """The dataset's tensors moved to `device` (names and other entries as they are)."""
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in data.items()}
+
+
 def load_dataset(data, progress=None):
     """The training samples as float32 tensors; built (and cached) on first use."""
     path = dataset_path(data)
@@ -69,9 +75,9 @@ def load_dataset(data, progress=None):
     return tensors
 
 
-def columns(rng, n_rows, n_available, count):
+def columns(rng, n_rows, n_available, count, device):
     """count random sample indices for each of n_rows rows."""
-    return torch.from_numpy(rng.integers(0, n_available, size=(n_rows, count)))
+    return torch.from_numpy(rng.integers(0, n_available, size=(n_rows, count))).to(device)
 
 
 def sdf_and_gradient(net, points, codes, expression=None):
@@ -84,17 +90,17 @@ def sdf_and_gradient(net, points, codes, expression=None):
 def training_step(net, codes, data, rng, settings):
     """All loss terms for one random batch; returns (total, {name: value})."""
     w = settings["loss_weights"]
-    n_heads = data["surface"].shape[0]
-    heads = rng.choice(n_heads, size=settings["batch_heads"], replace=False)
-    rows = torch.as_tensor(heads)[:, None]
-    surface_columns = columns(rng, len(heads), data["surface"].shape[1], settings["surface_points"])
-    near_columns = columns(rng, len(heads), data["near"].shape[1], settings["near_points"])
-    free_columns = columns(rng, len(heads), data["free"].shape[1], settings["free_points"])
+    n_heads, device = data["surface"].shape[0], data["surface"].device
+    heads = torch.as_tensor(rng.choice(n_heads, size=settings["batch_heads"], replace=False), device=device)
+    rows = heads[:, None]
+    surface_columns = columns(rng, len(heads), data["surface"].shape[1], settings["surface_points"], device)
+    near_columns = columns(rng, len(heads), data["near"].shape[1], settings["near_points"], device)
+    free_columns = columns(rng, len(heads), data["free"].shape[1], settings["free_points"], device)
     surface, normals = data["surface"][rows, surface_columns], data["normals"][rows, surface_columns]
     near, near_sdf = data["near"][rows, near_columns], data["near_sdf"][rows, near_columns]
     free, free_sdf = data["free"][rows, free_columns], data["free_sdf"][rows, free_columns]
 
-    code = codes(torch.as_tensor(heads))
+    code = codes(heads)
     # Gradients (second order, the costly part) only where they are supervised: normals on the surface,
     # the eikonal term on the surface and in free space.
     sdf, gradient = sdf_and_gradient(net, torch.cat([surface, free], 1), code)
@@ -111,11 +117,12 @@ def training_step(net, codes, data, rng, settings):
     }
     n_expressed = data["exp_head"].shape[0]
     if settings["batch_expressions"] and n_expressed:
-        chosen = rng.choice(n_expressed, size=min(settings["batch_expressions"], n_expressed), replace=False)
+        chosen = torch.as_tensor(rng.choice(n_expressed, size=min(settings["batch_expressions"], n_expressed),
+                                            replace=False), device=device)
         count = settings["expression_points"]
-        exp_rows = torch.as_tensor(chosen)[:, None]
-        surface_columns = columns(rng, len(chosen), data["exp_observed"].shape[1], count)
-        near_columns = columns(rng, len(chosen), data["exp_near"].shape[1], count)
+        exp_rows = chosen[:, None]
+        surface_columns = columns(rng, len(chosen), data["exp_observed"].shape[1], count, device)
+        near_columns = columns(rng, len(chosen), data["exp_near"].shape[1], count, device)
         observed = data["exp_observed"][exp_rows, surface_columns]
         canonical = data["exp_canonical"][exp_rows, surface_columns]
         exp_near, exp_near_sdf = data["exp_near"][exp_rows, near_columns], data["exp_near_sdf"][exp_rows, near_columns]
@@ -129,7 +136,7 @@ def training_step(net, codes, data, rng, settings):
 
 
 def template_keypoints(data):
-    return data["keypoints"].mean(0).numpy()
+    return data["keypoints"].mean(0).cpu().numpy()
 
 
 def learning_rate_factor(step, settings):
@@ -148,11 +155,12 @@ def train(config, out_path, progress=None, checkpoint_path=None):
         torch.set_num_threads(settings["threads"])
     torch.manual_seed(settings["seed"])
     rng = np.random.default_rng(settings["seed"])
-    data = load_dataset(config["data"])
+    device = torch.device(settings["device"])
+    data = on_device(load_dataset(config["data"]), device)
     n_heads = data["surface"].shape[0]
 
-    net = ImHeadNetwork(cfg, template_keypoints(data))
-    codes = torch.nn.Embedding(n_heads, cfg.code_dim)
+    net = ImHeadNetwork(cfg, template_keypoints(data)).to(device)
+    codes = torch.nn.Embedding(n_heads, cfg.code_dim).to(device)
     torch.nn.init.normal_(codes.weight, 0.0, settings["code_init_std"])
     optimizer = torch.optim.Adam([{"params": net.parameters(), "lr": settings["lr_network"]},
                                   {"params": codes.parameters(), "lr": settings["lr_codes"]}])
@@ -160,7 +168,7 @@ def train(config, out_path, progress=None, checkpoint_path=None):
     checkpoint_path = Path(checkpoint_path or Path(out_path).with_suffix(".checkpoint.pt"))
     step, elapsed = 0, 0.0
     if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, weights_only=True)
+        state = torch.load(checkpoint_path, weights_only=True, map_location=device)
         net.load_state_dict(state["network"])
         codes.load_state_dict(state["codes"])
         optimizer.load_state_dict(state["optimizer"])
@@ -187,10 +195,10 @@ def train(config, out_path, progress=None, checkpoint_path=None):
             rng = np.random.default_rng([settings["seed"], step])
             torch.manual_seed(settings["seed"] + step)
 
-    summary = {"steps": step, "seconds": round(time.perf_counter() - started, 1),
+    summary = {"steps": step, "seconds": round(time.perf_counter() - started, 1), "device": str(device),
                "threads": torch.get_num_threads(), "final_losses": losses, "heads": n_heads}
     summary["warp_stage"] = train_warp(net, codes.weight.detach(), data, settings)
-    save_trained_model(out_path, net, codes.weight.detach(), data, config, summary)
+    save_trained_model(out_path, net.cpu(), codes.weight.detach().cpu(), data, config, summary)
     checkpoint_path.unlink(missing_ok=True)
     return summary
 
@@ -212,9 +220,10 @@ def train_warp(net, codes, data, settings, progress=None):
     optimizer = torch.optim.Adam([p for name in WARP_MODULES for p in getattr(net, name).parameters()],
                                  settings["lr_warp"])
     for step in range(steps):
-        chosen = rng.choice(n_expressed, size=min(settings["warp_batch"], n_expressed), replace=False)
-        rows = torch.as_tensor(chosen)[:, None]
-        picked = columns(rng, len(chosen), data["exp_observed"].shape[1], settings["warp_points"])
+        chosen = torch.as_tensor(rng.choice(n_expressed, size=min(settings["warp_batch"], n_expressed),
+                                            replace=False), device=codes.device)
+        rows = chosen[:, None]
+        picked = columns(rng, len(chosen), data["exp_observed"].shape[1], settings["warp_points"], codes.device)
         observed, canonical = data["exp_observed"][rows, picked], data["exp_canonical"][rows, picked]
         weight = (observed - canonical).norm(dim=-1) + 0.005
         warped = net.warp_to_canonical(observed, codes[data["exp_head"][chosen].long()], data["exp_weights"][chosen])
@@ -243,8 +252,11 @@ def main(argv=None):
     parser.add_argument("--out", required=True)
     parser.add_argument("--warp-only", action="store_true",
                         help="run only the second stage (train_warp) on the model file at --out")
+    parser.add_argument("--device", help="torch device to train on, e.g. cuda (default: the config's, cpu)")
     args = parser.parse_args(argv)
     config = load_config(args.config)
+    if args.device:
+        config["train"]["device"] = args.device
     start, first_step = time.perf_counter(), None
 
     def report(step, steps, losses):
@@ -272,13 +284,15 @@ def warp_only(config, path, progress=None):
     settings = config["train"]
     if settings["threads"]:
         torch.set_num_threads(settings["threads"])
+    device = torch.device(settings["device"])
     model = HeadModel.load(path)
-    net = model.network
+    net = model.network.to(device)
     net.requires_grad_(True)
-    data = load_dataset(config["data"])
+    data = on_device(load_dataset(config["data"]), device)
+    codes = torch.as_tensor(model.codes, device=device)
     summary = {k: v for k, v in model.training.items() if k != "config"}
-    summary["warp_stage"] = train_warp(net, torch.as_tensor(model.codes), data, settings, progress)
-    save_trained_model(path, net, torch.as_tensor(model.codes), data, config, summary)
+    summary["warp_stage"] = train_warp(net, codes, data, settings, progress)
+    save_trained_model(path, net.cpu(), codes.cpu(), data, config, summary)
     return summary
 
 

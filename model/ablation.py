@@ -85,8 +85,9 @@ def main(argv=None):
         config["train"]["steps"] = args.steps
     if args.device:
         config["train"]["device"] = args.device
-    rows = run(config, args.variants, args.runs, args.heads, args.resolution, args.quality)
+    # The commit this run's code comes from: taken before the hour of training, not after it.
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    rows = run(config, args.variants, args.runs, args.heads, args.resolution, args.quality)
     command = "python -m model.ablation " + " ".join(argv if argv is not None else sys.argv[1:])
     settings = (f"{config['train']['steps']} steps, {config['train']['batch_heads']} heads per step, seed "
                 f"{config['train']['seed']}, {config['data']['heads']} training heads; fitted to {args.heads} "

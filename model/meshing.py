@@ -70,7 +70,7 @@ class _FieldSampler:
 
     With n > 1 torch threads, n batches run at once, each in a worker thread that runs torch on one
     thread: the network's many small per-part matmuls gain little from threads inside one call (1.2x
-    on 2 cores) and more from calls side by side (128^3 on 2 cores: 0.54 -> 0.40 s). A context
+    on 2 cores) and more from calls side by side (128^3 on 2 cores: 0.54 -> 0.50 s). A context
     manager: on leaving, the workers stop and the caller's torch thread count is put back.
     """
 

@@ -78,8 +78,8 @@ def worker(args):
     """One extraction in this process; prints a JSON line, saves the mesh to args.mesh_out."""
     torch.set_num_threads(args.threads)
     field = Counted(load_field(args))
-    # Warm up with one full batch across the box, as a Blender session is warm after its first head.
-    field.field(torch.rand(meshing.DEFAULT_BATCH_SIZE, 3) * 2 - 1)
+    # Warm up with one coarse surface, as a Blender session is warm after its first head.
+    meshing.extract_surface(field.field, 32, HEAD_BOUNDS)
     before = rss_bytes()
     start, start_cpu = time.perf_counter(), time.process_time()
     if args.method == "dense":

@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 MANIFEST = "blender_manifest.toml"
 DEFAULT_WEIGHTS = ROOT / "weights" / "imhead.npz"
+# The weights are learned from the ICT Face Model (MIT licence): its licence travels with them.
+WEIGHTS_LICENCE = ROOT / "weights" / "ICT-FACE-MODEL-LICENSE.txt"
 CACHE_DIR = ROOT / ".cache"
 
 # What model/ needs at run time beyond a stock Blender's Python (3.11 with numpy): measured as the
@@ -176,6 +178,7 @@ def _build_in(stage_root, blender_platform, weights, wheels, output_dir, version
     shutil.rmtree(stage / "weights", ignore_errors=True)
     (stage / "weights").mkdir()
     shutil.copyfile(weights, stage / "weights" / "imhead.npz")
+    shutil.copyfile(WEIGHTS_LICENCE, stage / "weights" / WEIGHTS_LICENCE.name)
     (stage / "wheels").mkdir()
     for wheel in wheels:
         link_or_copy(wheel, stage / "wheels" / wheel.name)

@@ -88,27 +88,27 @@ class HeadModel:
         return values if values.abs().sum() > 0 else None
 
     # --- queries ----------------------------------------------------------------------------------
-    def _local_codes_and_keypoints(self, code, local_offsets):
-        """Local codes (1, K, L) with `local_offsets` (K, L) added, the extra code, keypoints (1, K, 3), and
-        which parts are edited (K,) bool.
+    def _unedited(self, code):
+        """Local codes (1, K, L), the extra code and keypoints (1, K, 3) of the head of `code`."""
+        local, extra = self.network.split_code(code)
+        return local, extra, self.network.keypoints(local)
+
+    def _edited(self, local, keypoints, local_offsets):
+        """Local codes with `local_offsets` (K, L) added, their keypoints, and which parts are edited (K,).
 
         The keypoint regressor reads all local codes, so re-regressing every keypoint after a region edit
         would move parts far from the region. Only the edited parts (rows of the offsets that are not zero)
         take the re-regressed keypoints; the others keep the unedited head's.
         """
-        net = self.network
-        local, extra = net.split_code(code)
-        keypoints = net.keypoints(local)
         if local_offsets is None:
-            return local, extra, keypoints, torch.zeros(local.shape[1], dtype=torch.bool)
+            return local, keypoints, torch.zeros(local.shape[1], dtype=torch.bool)
         offsets = torch.as_tensor(np.asarray(local_offsets, np.float32))
         if offsets.shape != local.shape[1:]:
             raise ImHeadError(f"local offsets have shape {tuple(offsets.shape)}, this model needs "
                               f"{tuple(local.shape[1:])}")
         edited = offsets.abs().sum(-1) > 0
         local = local + offsets
-        keypoints = torch.where(edited[None, :, None], net.keypoints(local), keypoints)
-        return local, extra, keypoints, edited
+        return local, torch.where(edited[None, :, None], self.network.keypoints(local), keypoints), edited
 
     def sdf_function(self, identity, expression=None, n_parts=None, local_offsets=None):
         """A callable (N, 3) float32 tensor -> (N,) signed distance, for one head; no batching inside.
@@ -120,8 +120,8 @@ class HeadModel:
         code = self._code_tensor(identity)
         expression = self._expression_tensor(expression)
         net = self.network
-        local, extra, keypoints, _ = self._local_codes_and_keypoints(code, None)
-        edited_local, _, edited_keypoints, edited = self._local_codes_and_keypoints(code, local_offsets)
+        local, extra, keypoints = self._unedited(code)
+        edited_local, edited_keypoints, edited = self._edited(local, keypoints, local_offsets)
         edit_centres = torch.cat([keypoints[0, edited], edited_keypoints[0, edited]])
 
         def identity_sdf(points, local, keypoints):
@@ -154,7 +154,8 @@ class HeadModel:
     @torch.no_grad()
     def keypoints(self, identity, local_offsets=None):
         """(K, 3) keypoints of a head, model frame (with local_offsets: of the edited head)."""
-        return self._local_codes_and_keypoints(self._code_tensor(identity), local_offsets)[2][0].numpy()
+        local, _, keypoints = self._unedited(self._code_tensor(identity))
+        return self._edited(local, keypoints, local_offsets)[1][0].numpy()
 
     @torch.no_grad()
     def local_codes(self, identity):

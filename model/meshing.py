@@ -217,13 +217,14 @@ def _refine(coarse, coarse_exact, active, stride, lipschitz, sampler):
     steps = np.array(values.strides) // values.itemsize
     span_start, span_end = sampler.span
     sampler.span = (span_start, span_start + (span_end - span_start) / 4)
-    weak = _where(_cell_corners(uncertain) & ~coarse_exact & (np.abs(coarse) <= lipschitz * spacing)) * 2
-    flat_values[weak @ steps] = sampler(weak * stride)
-    flat_exact[weak @ steps] = True
+    weak = _flat_children(_cell_corners(uncertain) & ~coarse_exact & (np.abs(coarse) <= lipschitz * spacing),
+                          (0, 0, 0), steps)
+    flat_values[weak] = sampler(np.stack(np.unravel_index(weak, shape), axis=-1) * stride)
+    flat_exact[weak] = True
     for order in (1, 2, 3):
         pending = []
         for offset in (o for o in _NEW_OFFSETS if sum(o) == order):
-            flat = (_where(_touching(uncertain, offset)) * 2 + offset) @ steps
+            flat = _flat_children(_touching(uncertain, offset), offset, steps)
             axes = [a for a in range(3) if offset[a]]
             near = [flat + sign * steps[a] for a in axes for sign in (-1, 1)]
             above, below = _bounds(flat_values, near, lipschitz * spacing)
@@ -247,6 +248,13 @@ def _refine(coarse, coarse_exact, active, stride, lipschitz, sampler):
 def _where(mask):
     """Indices (N, 3) of the true entries (np.nonzero is several times slower on 3-d masks)."""
     return np.stack(np.unravel_index(np.flatnonzero(mask), mask.shape), axis=-1)
+
+
+def _flat_children(mask, offset, steps):
+    """Flat indices, on the lattice one level finer (`steps` its element strides), of the points of the
+    sublattice `offset` whose lower parent is marked in `mask`."""
+    index = np.unravel_index(np.flatnonzero(mask), mask.shape)
+    return sum((2 * i + o) * step for i, o, step in zip(index, offset, steps))
 
 
 def _halves(axis):
@@ -281,8 +289,13 @@ def _touching(cells, offset):
 def _bounds(flat_values, neighbours, reach):
     """Proven lower bounds of the field (above) and of minus the field (below) at points whose
     neighbours, all at one distance, are listed; a bound <= 0 proves nothing."""
-    gathered = [flat_values[n] for n in neighbours]
-    return np.maximum.reduce(gathered) - reach, -np.minimum.reduce(gathered) - reach
+    high = flat_values[neighbours[0]]
+    low = high.copy()
+    for n in neighbours[1:]:
+        gathered = flat_values[n]
+        np.maximum(high, gathered, out=high)
+        np.minimum(low, gathered, out=low)
+    return high - reach, -low - reach
 
 
 def _crossed_cells(values):

@@ -66,7 +66,8 @@ def blender_ext_cli():
     """Path of Blender's extension command line tool inside the installed bpy package."""
     spec = importlib.util.find_spec("bpy")
     if spec is None or spec.origin is None:
-        raise BuildError(f"bpy is not installed for {sys.executable}: run scripts/setup_venv.sh, then use .venv/bin/python")
+        raise BuildError(f"bpy is not installed for {sys.executable}: make .venv with `bash scripts/demo.sh` "
+                         "or `bash scripts/test.sh`, then use .venv/bin/python")
     found = sorted(Path(spec.origin).parent.glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
     if not found:
         raise BuildError(f"blender_ext.py not found in the bpy package at {Path(spec.origin).parent}")

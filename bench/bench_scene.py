@@ -9,7 +9,6 @@ The head (identity seed 0) is meshed once; then, best of --repeats, seconds for
 3. the baseline: the same mesh through `Mesh.from_pydata` (Python lists, as most add-ons write meshes).
 """
 import argparse
-import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -19,20 +18,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+from checkout import bridge  # noqa: E402
 
 from model import HeadModel  # noqa: E402
 from model.frame import model_to_blender  # noqa: E402
-
-
-def bridge():
-    """imhead_blender, imported from this checkout as a subpackage of the extension (its imports are relative)."""
-    spec = importlib.util.spec_from_file_location("imhead_checkout", ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT)])
-    sys.modules["imhead_checkout"] = module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    import imhead_checkout.imhead_blender.heads as heads
-    import imhead_checkout.imhead_blender.meshes as meshes
-    return heads, meshes
 
 
 def best_of(repeats, action):
@@ -50,7 +40,7 @@ def main():
     parser.add_argument("--resolution", type=int, default=216, help="216 gives about 100k vertices")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    heads, meshes = bridge()
+    heads, meshes = bridge().heads, bridge().meshes
     model = HeadModel.load(args.model)
     torch.set_num_threads(2)
     surface = model.extract_mesh(model.sample_identity(0), resolution=args.resolution)

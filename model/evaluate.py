@@ -76,7 +76,7 @@ def evaluate(model, n_heads, resolution, n_points, quality, robustness_heads, pr
     mean_mesh = model.extract_mesh(model.mean_identity(), resolution=resolution)
     report["mean_head"] = [compare_surfaces(mean_mesh.vertices, mean_mesh.faces, t.vertices, t.faces)
                            for t in truths]
-    fits, seconds = [], []
+    fits = []
     for i, truth in enumerate(truths):
         points, normals = scan_points(truth, n_points, seed=i)
         mesh, result = fitted_mesh(model, points, None, resolution, i, quality)

@@ -12,13 +12,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
+from checkout import bridge  # noqa: E402
 from demo import frame_head, setup_render, skin_material  # noqa: E402
 from model import HeadModel  # noqa: E402
 from model.build_dataset import test_identities  # noqa: E402
@@ -38,28 +38,13 @@ CAMERA_AZIMUTH = 35.0
 VIEWS = {"front": CAMERA_AZIMUTH, "side": CAMERA_AZIMUTH - 90.0, "three quarters": 0.0}
 
 
-def blender_mesh(bpy, name, vertices_m, faces):
-    """A smooth-shaded mesh datablock, written in bulk."""
-    corners = np.ascontiguousarray(faces, dtype=np.int32).ravel()
-    mesh = bpy.data.meshes.new(name)
-    mesh.vertices.add(len(vertices_m))
-    mesh.vertices.foreach_set("co", np.ascontiguousarray(vertices_m, dtype=np.float32).ravel())
-    mesh.loops.add(len(corners))
-    mesh.loops.foreach_set("vertex_index", corners)
-    mesh.polygons.add(len(corners) // 3)
-    mesh.polygons.foreach_set("loop_start", np.arange(0, len(corners), 3, dtype=np.int32))
-    mesh.update(calc_edges=True)
-    mesh.shade_smooth()
-    return mesh
-
-
 def studio(bpy, surfaces):
     """An empty scene with one head object, framed on the first surface; returns it and the meshes.
 
     surfaces: (name, vertices in metres, faces) for each mesh the head object will show in turn."""
     bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
     material = skin_material(bpy)
-    meshes = [blender_mesh(bpy, *surface) for surface in surfaces]
+    meshes = [bridge().meshes.mesh_from_arrays(*surface) for surface in surfaces]
     for mesh in meshes:
         mesh.materials.append(material)
     head = bpy.data.objects.new("Head", meshes[0])

@@ -9,6 +9,9 @@
 2. Baking: every expression into positions of the head's vertices at `--resolution` (~100k vertices
    at 256), wall seconds, solved share, residual.
 3. Linear mix: random combinations of 4 expressions, mix of the baked keys against the exact inverse warp.
+4. Live previews: the head re-meshed at `--preview-resolution` after each of a row of region edits (2
+   standard deviations), as the region sliders' live preview does, with and without the unedited
+   field remembered (HeadModel.extract_mesh(remember=True)): seconds, and the largest vertex difference.
 """
 import argparse
 import os
@@ -70,6 +73,27 @@ def linear_mix(model, identity, vertices, keys, count):
         print(f"  {active}: mean {e.mean():.4f} mm, max {e.max():.3f} mm")
 
 
+def previews(model, identity, resolution):
+    forgetful = HeadModel.load(model.path)
+    model.extract_mesh(identity, resolution=resolution, remember=True)  # the head as first shown
+    print(f"\nlive previews at {resolution}: seconds without / with the unedited field remembered")
+    for region, seed in (("nose", 1), ("nose", 2), ("jaw", 1), ("ears", 1), ("nose", 3)):
+        offsets = editing.set_region(editing.no_edit(model), model, region,
+                                     editing.random_region_codes(model, region, seed, 2.0), identity)
+        start = time.perf_counter()
+        plain = forgetful.extract_mesh(identity, resolution=resolution, local_offsets=offsets)
+        middle = time.perf_counter()
+        remembered = model.extract_mesh(identity, resolution=resolution, local_offsets=offsets, remember=True)
+        end = time.perf_counter()
+        if plain.vertices.shape == remembered.vertices.shape:
+            difference = model_to_mm(np.abs(plain.vertices - remembered.vertices).max())
+            agreement = f"largest vertex difference {difference:.1e} mm"
+        else:
+            agreement = f"meshes differ: {len(plain.vertices)} and {len(remembered.vertices)} vertices"
+        without, remembering = middle - start, end - middle
+        print(f"  {region} {seed}: {without:.3f} / {remembering:.3f} s ({without / remembering:.1f}x), {agreement}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
@@ -77,6 +101,7 @@ def main():
     parser.add_argument("--resolution", type=int, default=216, help="216 gives about 100k vertices")
     parser.add_argument("--locality-resolution", type=int, default=96)
     parser.add_argument("--combinations", type=int, default=5)
+    parser.add_argument("--preview-resolution", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -87,6 +112,7 @@ def main():
           f"{torch.get_num_threads()} threads")
 
     locality(model, identity, model.extract_mesh(identity, resolution=args.locality_resolution).vertices)
+    previews(model, identity, args.preview_resolution)
     start = time.perf_counter()
     vertices = model.extract_mesh(identity, resolution=args.resolution).vertices
     print(f"\nmesh at {args.resolution}: {len(vertices)} vertices in {time.perf_counter() - start:.1f} s")

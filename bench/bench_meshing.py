@@ -112,7 +112,7 @@ def cube_bounds(resolution):
     """The box of the naive grid as DeepSDF and NPHM sample it: resolution^3 cells, a cube (here with
     HeadModel's voxel, around its box, lattice points on the box lattice's), where HeadModel's box
     lattice only covers the head's extent along each axis (256: 204 x 194 x 256 cells)."""
-    grid = meshing._Grid(resolution, HEAD_BOUNDS)
+    grid = meshing.Grid(resolution, HEAD_BOUNDS)
     lo = grid.origin - (resolution - grid.cells) // 2 * grid.voxel
     return lo, lo + resolution * grid.voxel
 
@@ -138,7 +138,7 @@ def compare(path_a, path_b, voxel):
 def steepest_slopes(args, resolution):
     """Largest |sdf(p) - sdf(q)| / |p - q| over lattice neighbours k voxels apart along an axis."""
     field = load_field(args)
-    grid = meshing._Grid(resolution, HEAD_BOUNDS)
+    grid = meshing.Grid(resolution, HEAD_BOUNDS)
     sampler = meshing._FieldSampler(field, grid, meshing.DEFAULT_BATCH_SIZE, None)
     shape = tuple(grid.cells + 1)
     index = np.stack(np.meshgrid(*(np.arange(n) for n in shape), indexing="ij"), axis=-1).reshape(-1, 3)
@@ -180,7 +180,7 @@ def marching_cubes_in_blocks(values, crossed, block):
 
 def marching_cubes_variants(args, resolution):
     """CPU seconds (best of 3) of marching cubes on the coarse-to-fine lattice, four ways."""
-    grid = meshing._Grid(resolution, HEAD_BOUNDS)
+    grid = meshing.Grid(resolution, HEAD_BOUNDS)
     sampler = meshing._FieldSampler(load_field(args), grid, meshing.DEFAULT_BATCH_SIZE, None)
     values, corners = meshing._surface_lattice(grid, meshing.DEFAULT_LIPSCHITZ, sampler)
     crossed = meshing._crossed_cells(values)
@@ -244,7 +244,7 @@ def main(argv=None):
                       f"| {r['faces']:,} | {r['components']} | {r['closed']} | {megabytes(r['peak_rss'])} "
                       f"| {megabytes(r['growth'])} |", flush=True)
             fine = results["coarse-to-fine"]
-            voxel = meshing._Grid(resolution, HEAD_BOUNDS).voxel
+            voxel = meshing.Grid(resolution, HEAD_BOUNDS).voxel
             for method in METHODS[:2]:
                 dense = results[method]
                 agreement = compare(os.path.join(scratch, f"{method}-{resolution}.npz"),
@@ -261,7 +261,7 @@ def main(argv=None):
         print("| lipschitz | seconds | CPU seconds | points evaluated | mesh |")
         print("|---|---|---|---|---|")
         dense_mesh = os.path.join(scratch, f"dense (box)-{resolution}.npz")
-        voxel = meshing._Grid(resolution, HEAD_BOUNDS).voxel
+        voxel = meshing.Grid(resolution, HEAD_BOUNDS).voxel
         for lipschitz in LIPSCHITZ_SWEEP:
             mesh_out = os.path.join(scratch, f"sweep-{lipschitz}.npz")
             r = run_worker(args, "coarse-to-fine", resolution, lipschitz, mesh_out)

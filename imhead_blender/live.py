@@ -74,7 +74,8 @@ def _submit(head_name, settings):
         errors[head_name] = str(error)
         return None
     resolution = settings["resolution"]
-    future = _executor.submit(model.extract_mesh, identity, resolution=resolution, local_offsets=offsets)
+    future = _executor.submit(model.extract_mesh, identity, resolution=resolution, local_offsets=offsets,
+                              remember=True)
     return _Job(head_name, editing.edits_digest(head), resolution, model, future)
 
 

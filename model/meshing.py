@@ -1,7 +1,7 @@
 """Surfaces from signed distance fields: coarse-to-fine extraction, the dense baseline, mesh checks,
 and OBJ/PLY files.
 
-Both extractors sample the same lattice (`_Grid`) and run the same marching cubes on it, so at one
+Both extractors sample the same lattice (`Grid`) and run the same marching cubes on it, so at one
 resolution they give the same mesh. The coarse-to-fine one evaluates the field only where the surface
 can be: a point's sign is certified without evaluating it when a neighbour with known value v lies at
 distance d < |v| / lipschitz (the field changes by at most lipschitz per unit length). Every other point
@@ -47,7 +47,7 @@ class SurfaceMesh:
     normals: np.ndarray   # (V, 3) float32, unit, area-weighted over the adjacent faces
 
 
-class _Grid:
+class Grid:
     """The lattice both extractors sample: cubic voxels, `resolution` cells along the longest side of
     the box, the other sides rounded up to whole cells, centred on the box."""
 
@@ -61,9 +61,51 @@ class _Grid:
         self.cells = np.maximum(1, np.ceil((hi - lo) / self.voxel - 1e-6)).astype(np.int64)
         self.origin = (lo + hi) / 2 - self.cells * self.voxel / 2
 
+    @property
+    def levels(self):
+        """How many times coarse to fine halves its coarsest spacing to reach this lattice's."""
+        return max(0, int(math.floor(math.log2(int(self.cells.max()) / COARSEST_CELLS))))
+
+    @property
+    def sampled_shape(self):
+        """The points coarse to fine may ask for: the lattice grown on its far sides to whole coarsest
+        cells."""
+        stride = 2 ** self.levels
+        return tuple(int(n) for n in -(-self.cells // stride) * stride + 1)
+
     def points(self, index):
         """Integer lattice indices (N, 3) -> positions (N, 3) float32."""
         return (self.origin + index * self.voxel).astype(np.float32)
+
+
+class LatticeMemo:
+    """Values of one field at the points coarse to fine samples on one lattice (Grid.sampled_shape),
+    remembered as they are computed."""
+
+    def __init__(self, grid):
+        self.grid = grid
+        self.shape = grid.sampled_shape
+        # Left unwritten until used: at 256^3 this is 50 MB, of which a head touches its surface band.
+        self.known = np.zeros(int(np.prod(self.shape)), dtype=bool)
+        self.values = np.empty(len(self.known), dtype=np.float32)
+
+    def slots(self, points):
+        """Lattice points (N, 3) -> their slots (N,); -1 for points beyond what coarse to fine samples."""
+        index = np.rint((np.asarray(points, np.float64) - self.grid.origin) / self.grid.voxel).astype(np.int64)
+        inside = np.all((index >= 0) & (index < self.shape), axis=1)
+        slots = np.full(len(index), -1, dtype=np.int64)
+        slots[inside] = np.ravel_multi_index(tuple(index[inside].T), self.shape)
+        return slots
+
+    def recall(self, slots):
+        """Remembered values at the slots, NaN where none is."""
+        inside = np.maximum(slots, 0)
+        return np.where((slots >= 0) & self.known[inside], self.values[inside], np.float32(np.nan))
+
+    def remember(self, slots, values):
+        inside = slots >= 0
+        self.values[slots[inside]] = values[inside]
+        self.known[slots[inside]] = True
 
 
 class _FieldSampler:
@@ -132,7 +174,7 @@ def extract_surface(sdf_fn, resolution, bounds, *, lipschitz=DEFAULT_LIPSCHITZ,
     at most `lipschitz` per unit length. `progress(fraction)` is called now and then; an exception
     raised in it propagates (that is how callers cancel). No crossing in the box: an empty mesh.
     """
-    grid = _Grid(resolution, bounds)
+    grid = Grid(resolution, bounds)
     with _FieldSampler(sdf_fn, grid, batch_size, progress) as sampler:
         values, corners = _surface_lattice(grid, lipschitz, sampler)
     mesh = _mesh_from_lattice(values, grid, corners)
@@ -143,7 +185,7 @@ def extract_surface(sdf_fn, resolution, bounds, *, lipschitz=DEFAULT_LIPSCHITZ,
 
 def extract_surface_dense(sdf_fn, resolution, bounds, *, batch_size=DEFAULT_BATCH_SIZE, progress=None):
     """The baseline (as in DeepSDF and NPHM): evaluate every lattice point, then marching cubes."""
-    grid = _Grid(resolution, bounds)
+    grid = Grid(resolution, bounds)
     shape = tuple(grid.cells + 1)
     values = np.empty(shape, dtype=np.float32)
     flat_values = values.reshape(-1)
@@ -162,7 +204,7 @@ def extract_surface_dense(sdf_fn, resolution, bounds, *, batch_size=DEFAULT_BATC
 def _surface_lattice(grid, lipschitz, sampler):
     """Lattice values, coarse to fine, exact at every corner of every cell the surface crosses and of
     the right sign elsewhere; and the mask of those corners."""
-    levels = max(0, int(math.floor(math.log2(int(grid.cells.max()) / COARSEST_CELLS))))
+    levels = grid.levels
     stride = 2 ** levels
     coarse_cells = -(-grid.cells // stride)
     # Level l costs about 4^l evaluations (a surface band at twice the resolution); marching cubes

@@ -104,3 +104,50 @@ def test_copy_region_takes_the_other_heads_codes_there_and_keeps_the_rest(tiny, 
     np.testing.assert_array_equal(offsets[others], 0.0)
 
     np.testing.assert_array_equal(editing.clear_region(offsets, tiny, "nose"), editing.no_edit(tiny))
+
+
+def test_re_meshing_an_edited_head_computes_only_the_edited_share_anew(tiny_model):
+    """extract_mesh(remember=True) keeps the unedited head's field on the lattice: the next edit of the
+    same head reuses it outside the edit's fade, and gives the mesh a model without that memory gives."""
+    model, fresh = HeadModel.load(tiny_model), HeadModel.load(tiny_model)
+    counted = {"points": 0}
+    network_sdf = model.network.identity_sdf
+
+    def counting_sdf(points, *args, **kwargs):
+        counted["points"] += points.shape[1]
+        return network_sdf(points, *args, **kwargs)
+
+    model.network.identity_sdf = counting_sdf
+    identity = model.sample_identity(5, 1.0)
+    model.extract_mesh(identity, resolution=RESOLUTION, remember=True)
+    plain_points, counted["points"] = counted["points"], 0
+    model.extract_mesh(identity, resolution=RESOLUTION, remember=True)
+    assert counted["points"] == 0  # the same head again: all remembered
+    model.extract_mesh(identity, resolution=RESOLUTION)
+    assert counted["points"] == plain_points  # unless not asked to
+
+    for region, seed in (("nose", 1), ("jaw", 2), ("nose", 3)):
+        offsets = editing.set_region(editing.no_edit(model), model, region,
+                                     editing.random_region_codes(model, region, seed, 2.0), identity)
+        counted["points"] = 0
+        edited = model.extract_mesh(identity, resolution=RESOLUTION, local_offsets=offsets, remember=True)
+        assert 0 < counted["points"] < plain_points / 2
+        expected = fresh.extract_mesh(identity, resolution=RESOLUTION, local_offsets=offsets)
+        assert edited.vertices.shape == expected.vertices.shape
+        np.testing.assert_allclose(edited.vertices, expected.vertices, atol=1e-6)
+        np.testing.assert_array_equal(edited.faces, expected.faces)
+
+    # Another head, another expression, another resolution: nothing is taken from the first head's memory.
+    smiling = np.zeros(len(model.expression_names), np.float32)
+    smiling[0] = 1.0
+    for other in (dict(identity=model.sample_identity(6, 1.0)), dict(identity=identity, expression=smiling),
+                  dict(identity=identity, resolution=RESOLUTION + 8)):
+        arguments = {"resolution": RESOLUTION, **other}
+        counted["points"] = 0
+        mesh = model.extract_mesh(**arguments, remember=True)
+        remembering, counted["points"] = counted["points"], 0
+        model.extract_mesh(**arguments)
+        assert remembering == counted["points"]
+        expected = fresh.extract_mesh(**arguments)
+        np.testing.assert_array_equal(mesh.faces, expected.faces)
+        np.testing.assert_allclose(mesh.vertices, expected.vertices, atol=1e-6)

@@ -13,7 +13,8 @@ import torch
 from model import HeadModel
 from model.head_model import HEAD_BOUNDS
 from model.meshing import (
-    SurfaceMesh, connected_components, extract_surface, extract_surface_dense, is_closed, write_obj, write_ply,
+    Grid, LatticeMemo, SurfaceMesh, connected_components, extract_surface, extract_surface_dense, is_closed,
+    write_obj, write_ply,
 )
 from model.meshing import main as meshing_main
 
@@ -332,3 +333,24 @@ def test_command_line_meshes_a_head_into_a_file(tiny_model, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         meshing_main(["--model", str(tmp_path / "none.npz"), "--out", str(out)])
     assert exit_info.value.code == 1 and "none.npz" in capsys.readouterr().err
+
+
+def test_lattice_memo_remembers_values_at_the_points_coarse_to_fine_samples():
+    grid = Grid(40, HEAD_BOUNDS)  # not a cube: the sampled lattice grows differently along each axis
+    memo = LatticeMemo(grid)
+    sampled = np.array(grid.sampled_shape)
+    assert np.all(sampled >= grid.cells + 1)
+    index = np.random.default_rng(0).integers(0, sampled, size=(500, 3))
+    index = np.unique(index, axis=0)
+    slots = memo.slots(grid.points(index))
+    assert np.all(slots >= 0) and len(np.unique(slots)) == len(index)
+    assert np.all(np.isnan(memo.recall(slots)))
+    values = np.arange(len(index), dtype=np.float32)
+    memo.remember(slots[::2], values[::2])
+    recalled = memo.recall(slots)
+    np.testing.assert_array_equal(recalled[::2], values[::2])
+    assert np.all(np.isnan(recalled[1::2]))
+    beyond = memo.slots(grid.points(np.array([sampled, [-1, 0, 0]])))
+    np.testing.assert_array_equal(beyond, [-1, -1])
+    assert np.all(np.isnan(memo.recall(beyond)))
+    memo.remember(beyond, np.zeros(2, np.float32))  # nowhere to keep them: ignored

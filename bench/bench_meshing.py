@@ -7,8 +7,9 @@ For each resolution, three methods: the naive dense grid as DeepSDF and NPHM sam
 cells, a cube), the dense grid on HeadModel's box (the same voxels, only the head's extent along each
 axis), and coarse to fine on that box (what HeadModel.extract_mesh runs). Each in one fresh subprocess,
 reporting seconds, points sent to the field, and peak memory (its ru_maxrss, and the growth over what
-it held before the call). Then: whether coarse to fine gives the dense meshes, and, at the lowest resolution, how the coarse-to-fine cost and
-exactness depend on the Lipschitz factor next to the steepest slope the dense grid shows.
+it held before the call). Then: whether coarse to fine gives the dense meshes, and, at the lowest
+resolution, how the coarse-to-fine cost and exactness depend on the Lipschitz factor next to the
+steepest slope the dense grid shows.
 """
 import argparse
 import json

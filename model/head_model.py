@@ -194,7 +194,7 @@ class HeadModel:
         blob of a poorly trained model, an extreme identity) is capped there and the mesh stays closed.
         remember: keep the unedited head's field on this lattice, and take it from the last call that
         kept it if that was for this head: for live previews, which re-mesh one head with edit after
-        edit, computing only the edited share anew (Preview, a region edit: 0.14-0.17 s, not 0.42-0.49 s).
+        edit, computing only the edited share anew (Preview, a region edit: 0.14-0.23 s, not 0.42-0.65 s).
         Keeping costs a little: 12 % more for a head at 256^3, nothing measurable at 128^3.
         """
         memo = self._unedited_memo(identity, expression, n_parts, resolution) if remember else None

@@ -40,7 +40,8 @@ def main():
     parser.add_argument("--resolution", type=int, default=216, help="216 gives about 100k vertices")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    heads, meshes = bridge().heads, bridge().meshes
+    imhead_blender = bridge()
+    heads, meshes = imhead_blender.heads, imhead_blender.meshes
     model = HeadModel.load(args.model)
     torch.set_num_threads(2)
     surface = model.extract_mesh(model.sample_identity(0), resolution=args.resolution)

@@ -99,8 +99,8 @@ class LatticeMemo:
 
     def recall(self, slots):
         """Remembered values at the slots, NaN where none is."""
-        inside = np.maximum(slots, 0)
-        return np.where((slots >= 0) & self.known[inside], self.values[inside], np.float32(np.nan))
+        clamped = np.maximum(slots, 0)
+        return np.where((slots >= 0) & self.known[clamped], self.values[clamped], np.float32(np.nan))
 
     def remember(self, slots, values):
         inside = slots >= 0
@@ -258,11 +258,16 @@ def _refine(coarse, coarse_exact, active, stride, lipschitz, sampler):
     flat_values, flat_exact = values.reshape(-1), exact.reshape(-1)
     steps = np.array(values.strides) // values.itemsize
     span_start, span_end = sampler.span
-    sampler.span = (span_start, span_start + (span_end - span_start) / 4)
-    weak = _flat_children(_cell_corners(uncertain) & ~coarse_exact & (np.abs(coarse) <= lipschitz * spacing),
-                          (0, 0, 0), steps)
-    flat_values[weak] = sampler(np.stack(np.unravel_index(weak, shape), axis=-1) * stride)
-    flat_exact[weak] = True
+
+    def evaluate(flat, step):
+        """The field at these points (flat indices), as the step-th of four quarters of the progress span."""
+        sampler.span = (span_start + (span_end - span_start) * step / 4,
+                        span_start + (span_end - span_start) * (step + 1) / 4)
+        flat_values[flat] = sampler(np.stack(np.unravel_index(flat, shape), axis=-1) * stride)
+        flat_exact[flat] = True
+
+    evaluate(_flat_children(_cell_corners(uncertain) & ~coarse_exact & (np.abs(coarse) <= lipschitz * spacing),
+                            (0, 0, 0), steps), 0)
     for order in (1, 2, 3):
         pending = []
         for offset in (o for o in _NEW_OFFSETS if sum(o) == order):
@@ -279,11 +284,7 @@ def _refine(coarse, coarse_exact, active, stride, lipschitz, sampler):
             certified = (above > 0) != (below > 0)
             flat_values[flat[certified]] = np.where(above > 0, above, -below)[certified]
             pending.append(flat[~certified])
-        flat = np.concatenate(pending)
-        sampler.span = (span_start + (span_end - span_start) * order / 4,
-                        span_start + (span_end - span_start) * (order + 1) / 4)
-        flat_values[flat] = sampler(np.stack(np.unravel_index(flat, shape), axis=-1) * stride)
-        flat_exact[flat] = True
+        evaluate(np.concatenate(pending), order)
     return values, exact, uncertain
 
 

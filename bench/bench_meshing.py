@@ -184,6 +184,8 @@ def marching_cubes_variants(args, resolution):
     grid = meshing.Grid(resolution, HEAD_BOUNDS)
     sampler = meshing._FieldSampler(load_field(args), grid, meshing.DEFAULT_BATCH_SIZE, None)
     values, corners = meshing._surface_lattice(grid, meshing.DEFAULT_LIPSCHITZ, sampler)
+    lattice = tuple(slice(0, n + 1) for n in grid.cells)  # the dense grid's share of what was sampled
+    values, corners = np.ascontiguousarray(values[lattice]), np.ascontiguousarray(corners[lattice])
     crossed = meshing._crossed_cells(values)
     variants = {
         "whole lattice": lambda: meshing.marching_cubes(values, 0.0, gradient_direction="descent")[:2],

@@ -224,10 +224,8 @@ def _surface_lattice(grid, lipschitz, sampler):
         if level < levels:
             active = active.repeat(2, axis=0).repeat(2, axis=1).repeat(2, axis=2)  # their eight children
 
-    crop = tuple(slice(0, c + 1) for c in grid.cells)
-    values, exact = np.ascontiguousarray(values[crop]), np.ascontiguousarray(exact[crop])
     sampler.span = (ends[-1], ends[-1])
-    return values, _complete_crossed_cells(values, exact, sampler)
+    return values, _complete_crossed_cells(values, exact, tuple(grid.cells + 1), sampler)
 
 
 def _refine(coarse, coarse_exact, active, stride, lipschitz, sampler):
@@ -359,12 +357,15 @@ def _cell_corners(cells):
     return corners
 
 
-def _complete_crossed_cells(values, exact, sampler):
+def _complete_crossed_cells(values, exact, shape, sampler):
     """Evaluates the corners of crossed cells that only have a certified sign; returns the mask of
-    all such corners. Repeats if an evaluation turned a sign (a field steeper than assumed), since
-    that changes which cells are crossed."""
+    all such corners. Only the lattice's first `shape` points count: beyond them `values` extends to
+    whole coarsest cells, which the dense grid does not sample. Repeats if an evaluation turned a sign
+    (a field steeper than assumed), since that changes which cells are crossed."""
+    lattice = tuple(slice(0, n) for n in shape)
+    corners = np.zeros(values.shape, dtype=bool)
     while True:
-        corners = _cell_corners(_crossed_cells(values))
+        corners[lattice] = _cell_corners(_crossed_cells(values[lattice]))
         missing = _where(corners & ~exact)
         if len(missing) == 0:
             return corners
@@ -378,8 +379,10 @@ def _complete_crossed_cells(values, exact, sampler):
 
 def _mesh_from_lattice(values, grid, corners):
     """Marching cubes on the lattice values, in the field's frame, with outward normals. With
-    `corners`, only cells with a corner there are visited (every crossed cell has all eight)."""
-    if not (values.min() < 0 < values.max()):
+    `corners`, only cells with a corner there are visited (every crossed cell has all eight; skimage
+    checks a cell's far corner, so cells beyond the marked ones, where coarse to fine's lattice extends
+    past the dense grid's, are never visited)."""
+    if not (values.min() < 0 < values.max() if corners is None else corners.any()):
         return SurfaceMesh(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32), np.zeros((0, 3), np.float32))
     # skimage's "descent" winds faces counter-clockwise seen from where the values are larger: from
     # outside, for a field negative inside.

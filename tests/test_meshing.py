@@ -190,6 +190,18 @@ def test_surface_cut_by_the_box_matches_dense_and_is_open():
     assert not is_closed(fine)
 
 
+def test_surface_cut_by_the_far_sides_of_a_box_that_coarse_to_fine_samples_beyond():
+    # 72 x 47 x 35 cells: coarse to fine samples whole coarsest cells (8 voxels), up to 72 x 48 x 40,
+    # and there the surface goes on past the box; its mesh must still end where the dense grid's does.
+    bounds = (np.array([-1.0, -0.6, -0.45]), np.array([1.0, 0.7, 0.5]))
+    field = sphere((0.5, 0.6, 0.45), 0.3)
+    grid = Grid(72, bounds)
+    assert grid.sampled_shape == (73, 49, 41)
+    fine = extract_surface(field, 72, bounds)
+    assert_same_mesh(fine, extract_surface_dense(field, 72, bounds), grid.voxel)
+    assert not is_closed(fine) and np.allclose(fine.vertices.max(axis=0)[1:], (grid.origin + grid.cells * grid.voxel)[1:])
+
+
 def test_field_steeper_than_one_is_still_exact_with_the_default_lipschitz():
     # Scaled distances (slope 1.4) are what a learned field looks like away from the eikonal ideal.
     steep = lambda p: 1.4 * SHAPES["spheres with a thin neck"](p)  # noqa: E731

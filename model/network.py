@@ -88,12 +88,23 @@ class PartNetworks(nn.Module):
         -> (P, out_dim)."""
         order = torch.argsort(group, stable=True)
         counts = torch.bincount(group, minlength=len(group_bias)).tolist()
+        # The encoding and the per-group outputs are freed inside _grouped: with fewer (P, ...) tensors alive
+        # at once, a meshing batch's memory stays with the allocator for the next batch instead of going
+        # back to the system and being faulted in again (first Final head of a process 1.83 -> 1.60 s).
+        out_sorted = self._grouped(positional_encoding(points[order], self.pe_bands), counts, group_bias)
+        # Back to the pairs' order by gathering with the inverse permutation: one more (P, out_dim) tensor.
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(len(order), device=order.device)
+        return out_sorted[inverse]
+
+    def _grouped(self, encoded, counts, group_bias):
+        """The MLPs on encoded pairs sorted by group (counts[g] rows each) -> (P, out_dim) in that order."""
         # Per-part views, taken once: indexing a ParameterList per group costs more than the small matmuls.
         first_biases = group_bias.unbind(0)
         weights = [w.unbind(0) for w in self.weights]
         biases = [b.unbind(0) for b in self.biases[1:]]
         outputs = []
-        for g, rows in enumerate(positional_encoding(points[order], self.pe_bands).split(counts)):
+        for g, rows in enumerate(encoded.split(counts)):
             if not counts[g]:
                 continue
             part = g % self.n_parts
@@ -101,8 +112,7 @@ class PartNetworks(nn.Module):
             for weight, bias in zip(weights[1:], biases):
                 h = torch.addmm(bias[part], F.softplus(h, beta=self.beta), weight[part])
             outputs.append(h)
-        out_sorted = torch.cat(outputs)
-        return torch.empty_like(out_sorted).index_copy(0, order, out_sorted)
+        return torch.cat(outputs)
 
 
 class ImHeadNetwork(nn.Module):
@@ -162,6 +172,14 @@ class ImHeadNetwork(nn.Module):
 
         n_parts: how many of the nearest parts to evaluate (default: the config's blend_parts).
         """
+        blended = self._blended_features(points, local, keypoints, extra, n_parts)
+        if not self.config.fusion:
+            return blended[..., 0]
+        return run_mlp(self.fusion, torch.cat([points, blended], -1), self.config.softplus_beta)[..., 0]
+
+    def _blended_features(self, points, local, keypoints, extra=None, n_parts=None):
+        """The parts' features at points (B, N, 3), blended: (B, N, part_feature). Its own function so that
+        the per-pair tensors are freed before FusionNet runs (see PartNetworks.forward)."""
         c = self.config
         n = min(n_parts or c.blend_parts, c.blend_parts)
         B, N, _ = points.shape
@@ -174,10 +192,7 @@ class ImHeadNetwork(nn.Module):
         if c.local_canonical:
             pair_points = pair_points - keypoints.reshape(-1, 3)[group]
         features = self.parts(pair_points, group, part_bias.reshape(B * c.n_parts, -1))
-        blended = (features.view(B, N, n, -1) * weights[..., None]).sum(2)
-        if not c.fusion:
-            return blended[..., 0]
-        return run_mlp(self.fusion, torch.cat([points, blended], -1), c.softplus_beta)[..., 0]
+        return torch.bmm(weights.reshape(B * N, 1, n), features.view(B * N, n, -1)).view(B, N, -1)
 
     # --- expression -------------------------------------------------------------------------------
     def warp_to_canonical(self, points, codes, expression):

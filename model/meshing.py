@@ -202,8 +202,9 @@ def extract_surface_dense(sdf_fn, resolution, bounds, *, batch_size=DEFAULT_BATC
 
 
 def _surface_lattice(grid, lipschitz, sampler):
-    """Lattice values, coarse to fine, exact at every corner of every cell the surface crosses and of
-    the right sign elsewhere; and the mask of those corners."""
+    """Lattice values, coarse to fine, on grid.sampled_shape (the lattice grown to whole coarsest cells):
+    exact at every corner of every cell of the lattice proper the surface crosses and of the right sign
+    elsewhere; and the mask of those corners."""
     levels = grid.levels
     stride = 2 ** levels
     coarse_cells = -(-grid.cells // stride)

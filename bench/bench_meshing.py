@@ -98,7 +98,7 @@ def worker(args):
     again = None
     if args.method == "coarse-to-fine":
         # Once more: every later head of a session at this resolution finds its memory already mapped
-        # (the first pays about 0.3 s of page faults at 256^3). The dense grid's share of that is < 1 %.
+        # (the first pays for page faults). The dense grid gains nothing from that (bench/README.md).
         start = time.perf_counter()
         meshing.extract_surface(field.field, args.resolution, HEAD_BOUNDS, lipschitz=args.lipschitz)
         again = time.perf_counter() - start

@@ -226,7 +226,7 @@ def _surface_lattice(grid, lipschitz, sampler):
             active = active.repeat(2, axis=0).repeat(2, axis=1).repeat(2, axis=2)  # their eight children
 
     sampler.span = (ends[-1], ends[-1])
-    return values, _complete_crossed_cells(values, exact, tuple(grid.cells + 1), sampler)
+    return values, _complete_crossed_cells(values, exact, sampler)
 
 
 def _refine(coarse, coarse_exact, active, stride, lipschitz, sampler):
@@ -358,12 +358,12 @@ def _cell_corners(cells):
     return corners
 
 
-def _complete_crossed_cells(values, exact, shape, sampler):
+def _complete_crossed_cells(values, exact, sampler):
     """Evaluates the corners of crossed cells that only have a certified sign; returns the mask of
-    all such corners. Only the lattice's first `shape` points count: beyond them `values` extends to
-    whole coarsest cells, which the dense grid does not sample. Repeats if an evaluation turned a sign
-    (a field steeper than assumed), since that changes which cells are crossed."""
-    lattice = tuple(slice(0, n) for n in shape)
+    all such corners. Only cells of the sampler's lattice count: beyond it `values` extends to whole
+    coarsest cells, which the dense grid does not sample. Repeats if an evaluation turned a sign (a
+    field steeper than assumed), since that changes which cells are crossed."""
+    lattice = tuple(slice(0, n + 1) for n in sampler.grid.cells)
     corners = np.zeros(values.shape, dtype=bool)
     while True:
         corners[lattice] = _cell_corners(_crossed_cells(values[lattice]))

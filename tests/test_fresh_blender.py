@@ -2,8 +2,10 @@
 
 A second virtualenv holds only bpy (Blender's own Python packages, numpy among them; no torch,
 no scikit-image), like a stock Blender. The extension is installed there from its zip into a
-fresh user folder, in a process of its own, and generates a head: this proves that the
-bundled wheels are complete. The virtualenv is made once and kept in .cache/.
+fresh user folder, in a process of its own, and does what an artist does first: generates a head,
+edits a region, bakes the expressions and fits a scan. This proves that the bundled wheels are
+complete for every path (the test process itself imports the dev venv's packages first, so it
+cannot see what the zip lacks). The virtualenv is made once and kept in .cache/.
 """
 import json
 import os
@@ -42,6 +44,30 @@ mesh.loops.foreach_get("edge_index", loop_edges)
 result["faces"] = len(mesh.polygons)
 result["closed"] = bool(np.all(np.bincount(loop_edges, minlength=len(mesh.edges)) == 2))
 result["corrected"] = mesh.validate()
+
+head = bpy.context.active_object
+result["randomize_region"] = sorted(bpy.ops.imhead.randomize_region(region="nose", seed=3, scale=2.0))
+result["edited_regions"] = sorted(head.imhead["region_codes"].keys())
+result["bake"] = sorted(bpy.ops.imhead.bake_expressions())
+result["shape_keys"] = len(head.data.shape_keys.key_blocks) if head.data.shape_keys else 0
+
+# A scan in millimetres, turned and moved: the generated head's mesh, as an artist imports one.
+mesh = head.data  # the edit gave the head a new mesh
+scan_mesh = bpy.data.meshes.new("Scan")
+scan_mesh.from_pydata([tuple(1000.0 * v.co) for v in mesh.vertices], [], [tuple(p.vertices) for p in mesh.polygons])
+scan = bpy.data.objects.new("Scan", scan_mesh)
+bpy.context.collection.objects.link(scan)
+scan.location = (0.3, -0.2, 1.1)
+scan.rotation_euler = (0.0, 0.0, 1.5708)
+scan.scale = (0.001, 0.001, 0.001)
+bpy.data.objects.remove(head)
+bpy.context.view_layer.objects.active = scan
+bpy.context.view_layer.update()
+result["fit"] = sorted(bpy.ops.imhead.fit_scan(n_points=2000, steps=40))
+fitted = bpy.context.active_object
+result["fitted_to"] = fitted.imhead.fitted_to
+result["fitted_dimensions"] = list(fitted.dimensions)
+result["fitted_location"] = list(fitted.matrix_world.translation)
 print("RESULT " + json.dumps(result))
 """
 
@@ -68,7 +94,7 @@ def stock_blender_python():
     return python
 
 
-def test_the_linux_zip_generates_a_head_in_a_stock_blender(stock_blender_python, extension_zip, tmp_path):
+def test_the_linux_zip_generates_edits_bakes_and_fits_in_a_stock_blender(stock_blender_python, extension_zip, tmp_path):
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
     env["BLENDER_USER_RESOURCES"] = str(tmp_path / "blender-user")
     completed = subprocess.run(
@@ -85,4 +111,10 @@ def test_the_linux_zip_generates_a_head_in_a_stock_blender(stock_blender_python,
     for module_file in result["modules"]:
         assert Path(module_file).is_relative_to(unpacked_wheels), module_file
     assert result["faces"] > 1000 and result["closed"] and result["corrected"] is False
+    assert result["randomize_region"] == ["FINISHED"] and result["edited_regions"] == ["nose"]
+    assert result["bake"] == ["FINISHED"] and result["shape_keys"] == 54  # the basis and 53 expressions
+    assert result["fit"] == ["FINISHED"] and result["fitted_to"] == "Scan"
+    # The fitted head lies where the scan is, at the scan's (metre) size.
+    assert all(0.1 < size < 0.5 for size in result["fitted_dimensions"]), result["fitted_dimensions"]
+    assert max(abs(a - b) for a, b in zip(result["fitted_location"], (0.3, -0.2, 1.1))) < 0.1
     shutil.rmtree(tmp_path / "blender-user")  # the unpacked wheels take most of a GB

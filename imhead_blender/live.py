@@ -5,6 +5,10 @@ then meshes the head in a worker thread (model code only, no bpy there) while Bl
 a second timer installs the mesh on the main thread when it is ready, unless the head's edits changed
 meanwhile (a newer request is then already waiting). Background Blender runs no timers: there, and
 whenever a result is needed now, finish_previews() does the pending work at once.
+
+The timers are persistent: a file loaded while a head is meshed must not drop the timer that finishes
+the job (the preview would then wait forever). Requests name objects of the file they were made in, so
+loading another file forgets them; the loaded file's stale heads are requested anew after it loads.
 """
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,7 +22,7 @@ from .heads import is_head, read_identity
 DEBOUNCE_S = 0.25
 POLL_S = 0.05
 
-_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imhead-preview")
+_executor = None  # the worker thread, from register() to unregister()
 _requests = {}   # head object name -> settings {"model_path", "resolution"}
 _running = None  # the _Job being meshed
 _settings = None  # callable() -> settings, for heads found stale after undo, redo or loading a file
@@ -39,7 +43,7 @@ def request_preview(head, settings):
     _requests[head.name] = dict(settings)
     if bpy.app.timers.is_registered(_start_next):
         bpy.app.timers.unregister(_start_next)
-    bpy.app.timers.register(_start_next, first_interval=DEBOUNCE_S)
+    bpy.app.timers.register(_start_next, first_interval=DEBOUNCE_S, persistent=True)
 
 
 def pending():
@@ -102,7 +106,7 @@ def _start_next():
     while _requests and _running is None:
         _running = _submit(*_requests.popitem())
     if _running is not None:
-        bpy.app.timers.register(_install_finished, first_interval=POLL_S)
+        bpy.app.timers.register(_install_finished, first_interval=POLL_S, persistent=True)
     return None
 
 
@@ -111,7 +115,7 @@ def _install_finished():
         return POLL_S
     _install(_running)
     if _requests:
-        bpy.app.timers.register(_start_next, first_interval=0.0)
+        bpy.app.timers.register(_start_next, first_interval=0.0, persistent=True)
     return None
 
 
@@ -126,24 +130,37 @@ def _refresh_stale_meshes(*_args):
             request_preview(head, _settings())
 
 
-_HANDLERS = (bpy.app.handlers.undo_post, bpy.app.handlers.redo_post, bpy.app.handlers.load_post)
+@bpy.app.handlers.persistent
+def _forget_requests(*_args):
+    """Before another file loads: the waiting requests name objects of the file being closed."""
+    _requests.clear()
+
+
+_HANDLERS = ((bpy.app.handlers.undo_post, _refresh_stale_meshes), (bpy.app.handlers.redo_post, _refresh_stale_meshes),
+             (bpy.app.handlers.load_pre, _forget_requests), (bpy.app.handlers.load_post, _refresh_stale_meshes))
 
 
 def register(settings):
     """Watch undo, redo and file loading; settings() gives the model path and preview resolution."""
-    global _settings
+    global _settings, _executor
     _settings = settings
-    for handlers in _HANDLERS:
-        handlers.append(_refresh_stale_meshes)
+    _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imhead-preview")
+    for handlers, handler in _HANDLERS:
+        handlers.append(handler)
 
 
 def unregister():
-    global _settings
-    for handlers in _HANDLERS:
-        if _refresh_stale_meshes in handlers:
-            handlers.remove(_refresh_stale_meshes)
-    _settings = None
-    _requests.clear()
+    """Stop watching, drop every request and the job being meshed, and end the worker thread."""
+    global _settings, _executor, _running
+    for handlers, handler in _HANDLERS:
+        if handler in handlers:
+            handlers.remove(handler)
     for timer in (_start_next, _install_finished):
         if bpy.app.timers.is_registered(timer):
             bpy.app.timers.unregister(timer)
+    _settings = None
+    _requests.clear()
+    errors.clear()
+    _running = None
+    _executor.shutdown(wait=True, cancel_futures=True)
+    _executor = None

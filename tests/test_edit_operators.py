@@ -337,3 +337,55 @@ def test_replacing_a_heads_identity_drops_its_region_edits_and_sets_its_keys_asi
     assert bpy.context.active_object == head
     assert "region_codes" not in head.imhead and "slider_values" not in head.imhead
     assert head.data.shape_keys is None and head.imhead.expressions_stale
+
+
+def start_preview_job(bpy, live, head):
+    """Move a slider and start meshing it in the worker, as the debounce timer would."""
+    head.imhead.region = "nose"
+    head.imhead.region_sliders = (2.0, 0, 0, 0, 0, 0)
+    bpy.app.timers.unregister(live._start_next)
+    live._start_next()
+    assert live._running is not None
+
+
+def test_previews_go_on_after_a_file_is_loaded_while_one_is_meshed(bpy, bridge, head, tmp_path):
+    live = bridge.live
+    path = tmp_path / "other.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(path), copy=True)
+    start_preview_job(bpy, live, head)
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    # The job's finishing timer survived the load; it ends the job without touching the loaded head.
+    assert bpy.app.timers.is_registered(live._install_finished)
+    bpy.app.timers.unregister(live._install_finished)
+    while live._install_finished() is not None:
+        pass
+    assert not live.pending()
+    loaded = bpy.data.objects["imHead"]
+    assert bridge.mesh_is_current(loaded)
+    loaded.imhead.region = "jaw"
+    loaded.imhead.region_sliders = (1.5, 0, 0, 0, 0, 0)
+    bpy.app.timers.unregister(live._start_next)
+    live._start_next()
+    bpy.app.timers.unregister(live._install_finished)
+    while live._install_finished() is not None:
+        pass
+    assert bridge.mesh_is_current(loaded) and not live.pending()
+
+
+def test_disabling_mid_preview_drops_the_job_and_ends_the_worker(bpy, bridge, head, installed_extension):
+    import threading
+
+    start_preview_job(bpy, bridge.live, head)
+    bpy.ops.preferences.addon_disable(module=installed_extension)
+    try:
+        assert not any(thread.name.startswith("imhead-preview") for thread in threading.enumerate())
+        assert not bpy.app.timers.is_registered(bridge.live._install_finished)
+        assert not bridge.live.pending()
+    finally:
+        bpy.ops.preferences.addon_enable(module=installed_extension)
+    live = sys.modules[f"{installed_extension}.imhead_blender"].live
+    head = bpy.data.objects["imHead"]
+    head.imhead.region = "nose"
+    head.imhead.region_sliders = (1.0, 0, 0, 0, 0, 0)
+    live.finish_previews()
+    assert sys.modules[f"{installed_extension}.imhead_blender"].mesh_is_current(head) and not live.pending()

@@ -1,6 +1,7 @@
 """Fitting a head to the active scan: modal in the UI (the fit runs in a worker thread, Esc cancels),
 synchronous when run from a script."""
 import threading
+import traceback
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty
@@ -15,6 +16,8 @@ QUALITY_ITEMS = (
     ('best', "Best", "More refinement steps: a closer fit, a few times slower"),
 )
 POLL_S = 0.1
+# How long cancelling waits for the worker: it stops at its next progress report, well within this.
+CANCEL_WAIT_S = 10.0
 # Events that still reach the 3D View while fitting: looking around is harmless, editing is not.
 NAVIGATION_EVENTS = {'MIDDLEMOUSE', 'WHEELUPMOUSE', 'WHEELDOWNMOUSE', 'TRACKPADPAN', 'TRACKPADZOOM',
                      'MOUSEMOVE', 'INBETWEEN_MOUSEMOVE'}
@@ -63,8 +66,11 @@ class FitJob:
             self.error = error
 
     def cancel(self):
+        """Ask the worker to stop and wait for it (at most CANCEL_WAIT_S: it is a daemon thread, and
+        whatever it still computes is never used); True when it has stopped."""
         self.cancelled = True
-        self.thread.join()
+        self.thread.join(CANCEL_WAIT_S)
+        return not self.thread.is_alive()
 
 
 class IMHEAD_OT_fit_scan(_FitOptions, bpy.types.Operator):
@@ -110,8 +116,8 @@ class IMHEAD_OT_fit_scan(_FitOptions, bpy.types.Operator):
             result, surface = fitting.fit_surface(
                 model, points, normals, settings, lambda fraction, _message: window_manager.progress_update(fraction))
             return self.finish(context, context.active_object, model, result, surface, settings["resolution"])
-        except imhead_blender.ImHeadError as error:
-            self.report({'ERROR'}, str(error))
+        except Exception as error:
+            report_failure(self, error)
             return {'CANCELLED'}
         finally:
             window_manager.progress_end()
@@ -121,8 +127,8 @@ class IMHEAD_OT_fit_scan(_FitOptions, bpy.types.Operator):
             return self.execute(context)
         try:
             model, points, normals, settings = self.prepare(context)
-        except imhead_blender.ImHeadError as error:
-            self.report({'ERROR'}, str(error))
+        except Exception as error:
+            report_failure(self, error)
             return {'CANCELLED'}
         self._scan_name = context.active_object.name
         self._model, self._resolution = model, settings["resolution"]
@@ -154,15 +160,30 @@ class IMHEAD_OT_fit_scan(_FitOptions, bpy.types.Operator):
             if scan is None:
                 raise imhead_blender.ImHeadError(f"the scan {self._scan_name} is no longer in the scene")
             return self.finish(context, scan, self._model, *job.outcome, self._resolution)
-        except imhead_blender.ImHeadError as error:
-            self.report({'ERROR'}, str(error))
+        except Exception as error:
+            report_failure(self, error)
             return {'CANCELLED'}
+
+    def cancel(self, context):
+        """Blender ends the operator (a file is loaded, the window closes): stop the worker, clean up."""
+        self._job.cancel()
+        self._end(context)
 
     def _end(self, context):
         window_manager = context.window_manager
         window_manager.event_timer_remove(self._timer)
         window_manager.progress_end()
         context.workspace.status_text_set(None)
+
+
+def report_failure(operator, error):
+    """One error report for a failed fit: the reason for what the add-on checks (ImHeadError), the
+    kind and message of anything else (its traceback goes to the console, for a bug report)."""
+    if isinstance(error, imhead_blender.ImHeadError):
+        operator.report({'ERROR'}, str(error))
+        return
+    traceback.print_exception(error)
+    operator.report({'ERROR'}, f"Fit to Scan failed: {type(error).__name__}: {error}")
 
 
 classes = (ImHeadFitSettings, IMHEAD_OT_fit_scan)

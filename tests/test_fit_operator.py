@@ -103,7 +103,7 @@ def test_a_cancelled_worker_stops_and_hands_back_nothing(bpy, installed_extensio
     points = world_vertices(scan).astype(np.float64)
     settings = {"neutral": False, "quality": "best", "steps": 0, "n_points": 2000, "resolution": RESOLUTION}
     job = fit_operators.FitJob(bridge.load_model(), points, None, settings)
-    job.cancel()  # waits for the worker: it stops at its next progress report
+    assert job.cancel()  # waits for the worker: it stops at its next progress report
     assert not job.thread.is_alive() and job.outcome is None and job.error is None
 
 

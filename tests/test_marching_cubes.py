@@ -296,3 +296,12 @@ def test_float64_and_strided_lattices_give_the_float32_contiguous_mesh():
         other_vertices, other_faces = marching_cubes(other)
         np.testing.assert_array_equal(other_faces, faces)
         np.testing.assert_allclose(other_vertices, vertices, atol=1e-6)
+
+
+def test_pieces_are_scipys_whatever_the_order_of_the_vertices():
+    vertices, faces = marching_cubes(noise((14, 12, 13), 3) + 0.7)  # 15 % inside: many small pieces
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        order = rng.permutation(len(vertices))
+        renamed = np.argsort(order).astype(np.int32)[faces]
+        assert pieces(vertices[order], renamed) == scipy_pieces(vertices[order], renamed) > 20

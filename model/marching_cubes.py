@@ -219,6 +219,8 @@ def marching_cubes(values, mask=None):
         return np.zeros((0, 3)), np.zeros((0, 3), np.int32)
     if mask is None:
         mask = _crossed_cell_corners(values)
+    elif np.shape(mask) != values.shape:
+        raise ValueError(f"mask has shape {np.shape(mask)}, the values {values.shape}")
     layer, row = values.shape[1] * values.shape[2], values.shape[2]
     flat_values = values.reshape(-1)
 
@@ -251,12 +253,15 @@ def marching_cubes(values, mask=None):
     crossed = np.flatnonzero((case != 0) & (case != 255))
     case, column_ranks = case[crossed], column_ranks[crossed]
 
+    # Each crossed cell's triangles: their rows in the case table, and where the cell's four column
+    # ranks start in column_ranks' flat array.
     counts = _CASE_COUNTS[case]
     first_triangle = np.cumsum(counts) - counts
-    cell_of_triangle = np.repeat(np.arange(len(case)), counts)
-    rows = np.arange(len(cell_of_triangle)) + np.repeat(CASE_STARTS[case] - first_triangle, counts)
-    column_keys = 3 * column_ranks.reshape(-1)
-    edge_keys = column_keys[4 * cell_of_triangle[:, None] + _TRIANGLE_COLUMNS[rows]] + _TRIANGLE_KEY_OFFSETS[rows]
+    rows = np.arange(counts.sum()) + np.repeat(CASE_STARTS[case] - first_triangle, counts)
+    index = _TRIANGLE_COLUMNS[rows]  # in place from here on: (F, 3) int64 temporaries are the cost
+    index += np.repeat(np.arange(0, 4 * len(case), 4), counts)[:, None]
+    edge_keys = (3 * column_ranks.reshape(-1))[index]
+    edge_keys += _TRIANGLE_KEY_OFFSETS[rows]
 
     used = np.zeros(3 * len(marked), dtype=bool)
     used[edge_keys.reshape(-1)] = True

@@ -274,6 +274,11 @@ def test_a_mask_visits_only_cells_with_eight_marked_corners():
         np.testing.assert_array_equal(masked, full)
 
 
+def test_a_mask_of_another_shape_is_refused():
+    with pytest.raises(ValueError, match="mask has shape"):
+        marching_cubes(SMOOTH_FIELDS["sphere"], np.ones((4, 4, 4), dtype=bool))
+
+
 def crossed_cell_corners(positive):
     cells = np.lib.stride_tricks.sliding_window_view(positive, (2, 2, 2))
     crossed = cells.any(axis=(3, 4, 5)) & ~cells.all(axis=(3, 4, 5))

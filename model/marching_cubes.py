@@ -10,10 +10,10 @@ are stored as triples of the cell's edges. A triangulation draws no diagonal bet
 one face of the cube: such a diagonal could be drawn by the cell on the other side of that face too,
 and an edge shared by four triangles is not a surface.
 
-The extraction is whole-array numpy over the cells the surface crosses (given a mask of them, it never
-scans the rest of the lattice). A vertex sits on each crossed lattice edge, at the linear interpolation
-of its two values, and every triangle that uses that edge shares it; faces wind counter-clockwise seen
-from where the values are larger.
+The extraction is whole-array numpy over the cells the surface crosses: given a mask of them, it reads
+the values only at the marked points. A vertex sits on each crossed lattice edge, at the linear
+interpolation of its two values, and every triangle that uses that edge shares it; faces wind
+counter-clockwise seen from where the values are larger.
 """
 import numpy as np
 
@@ -227,18 +227,18 @@ def marching_cubes(values, mask=None):
     marked = np.flatnonzero(np.ascontiguousarray(mask, dtype=bool))
     # Candidate cells, by the rank of their lower corner: not on a far side of the lattice, and the
     # corner's neighbour along the last axis marked.
+    pair_marked = np.append(marked[1:] == marked[:-1] + 1, False)  # a point and the next along the last axis
     lower = marked[:-1]
     within_layer = np.ones(values.shape[1:], dtype=bool)
     within_layer[-1], within_layer[:, -1] = False, False
-    cells = np.flatnonzero((marked[1:] == lower + 1) & (lower < (values.shape[0] - 1) * layer)
+    cells = np.flatnonzero(pair_marked[:-1] & (lower < (values.shape[0] - 1) * layer)
                            & within_layer.reshape(-1)[lower % layer])
     origins = marked[cells]
     columns = [cells]
     all_marked = np.ones(len(cells), dtype=bool)
-    padded = np.append(marked, -1)  # so that the rank after the last one can be read
     offsets = (row, layer, layer + row)  # columns (0, 1), (1, 0), (1, 1)
     for offset, rank in zip(offsets, _slab_ranks(marked, origins, offsets, layer)):
-        all_marked &= (padded[rank] == origins + offset) & (padded[rank + 1] == origins + offset + 1)
+        all_marked &= pair_marked[rank] & (marked[rank] == origins + offset)
         columns.append(rank)
     keep = np.flatnonzero(all_marked)
     column_ranks = np.stack([c[keep] for c in columns], axis=1)  # (cells, 4)

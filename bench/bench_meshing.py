@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from skimage.measure import marching_cubes as skimage_marching_cubes
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -172,7 +173,7 @@ def marching_cubes_in_blocks(values, crossed, block):
     all_vertices, all_faces, offset = [], [], 0
     for corner in np.argwhere(busy) * block:
         piece = np.ascontiguousarray(values[tuple(slice(c, c + block + 1) for c in corner)])
-        vertices, faces, _, _ = meshing.marching_cubes(piece, 0.0, gradient_direction="descent")
+        vertices, faces, _, _ = skimage_marching_cubes(piece, 0.0, gradient_direction="descent")
         all_vertices.append(vertices.astype(np.float64) + corner)
         all_faces.append(faces + offset)
         offset += len(vertices)
@@ -180,7 +181,8 @@ def marching_cubes_in_blocks(values, crossed, block):
 
 
 def marching_cubes_variants(args, resolution):
-    """CPU seconds (best of 3) of marching cubes on the coarse-to-fine lattice, four ways."""
+    """CPU seconds (best of 3) of scikit-image's marching cubes on the coarse-to-fine lattice, four ways
+    (what chose the mask; bench_marching_cubes.py compares it with the numpy one meshing runs now)."""
     grid = meshing.Grid(resolution, HEAD_BOUNDS)
     sampler = meshing._FieldSampler(load_field(args), grid, meshing.DEFAULT_BATCH_SIZE, None)
     values, corners = meshing._surface_lattice(grid, meshing.DEFAULT_LIPSCHITZ, sampler)
@@ -188,8 +190,8 @@ def marching_cubes_variants(args, resolution):
     values, corners = np.ascontiguousarray(values[lattice]), np.ascontiguousarray(corners[lattice])
     crossed = meshing._crossed_cells(values)
     variants = {
-        "whole lattice": lambda: meshing.marching_cubes(values, 0.0, gradient_direction="descent")[:2],
-        "mask (used)": lambda: meshing.marching_cubes(values, 0.0, gradient_direction="descent", mask=corners)[:2],
+        "whole lattice": lambda: skimage_marching_cubes(values, 0.0, gradient_direction="descent")[:2],
+        "mask": lambda: skimage_marching_cubes(values, 0.0, gradient_direction="descent", mask=corners)[:2],
     }
     for block in (8, 16, 32):
         variants[f"blocks of {block}^3 + weld"] = lambda block=block: marching_cubes_in_blocks(values, crossed, block)
@@ -272,7 +274,8 @@ def main(argv=None):
                   f"| {compare(mesh_out, dense_mesh, voxel)} |",
                   flush=True)
         for resolution in args.resolutions:
-            print(f"\nMarching cubes on the coarse-to-fine lattice at {resolution}^3 (CPU seconds, best of 3):\n")
+            print(f"\nscikit-image's marching cubes on the coarse-to-fine lattice at {resolution}^3 "
+                  "(CPU seconds, best of 3):\n")
             print("| variant | seconds | vertices | faces |")
             print("|---|---|---|---|")
             for name, seconds, vertices, faces in marching_cubes_variants(args, resolution):

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components as graph_components
-from skimage.measure import marching_cubes
+
+from .marching_cubes import marching_cubes
 
 # A learned field is only roughly 1-Lipschitz. 1.5 is the smallest factor that certified no wrong sign
 # on the bundled model (1.0 certified dozens); see bench/README.md, "Lipschitz factor".
@@ -380,16 +379,12 @@ def _complete_crossed_cells(values, exact, sampler):
 
 def _mesh_from_lattice(values, grid, corners):
     """Marching cubes on the lattice values, in the field's frame, with outward normals. With
-    `corners`, only cells with a corner there are visited (every crossed cell has all eight; skimage
-    checks a cell's far corner, so cells beyond the marked ones, where coarse to fine's lattice extends
-    past the dense grid's, are never visited)."""
-    if not (values.min() < 0 < values.max() if corners is None else corners.any()):
-        return SurfaceMesh(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32), np.zeros((0, 3), np.float32))
-    # skimage's "descent" winds faces counter-clockwise seen from where the values are larger: from
-    # outside, for a field negative inside.
-    index_vertices, faces, _, _ = marching_cubes(values, 0.0, gradient_direction="descent", mask=corners)
+    `corners`, only cells whose eight corners are marked there are visited (every crossed cell's are,
+    and no cell beyond the marked ones, where coarse to fine's lattice extends past the dense grid's)."""
+    # Faces wind counter-clockwise seen from where the values are larger: from outside, for a field
+    # negative inside.
+    index_vertices, faces = marching_cubes(values, corners)
     vertices = (grid.origin + index_vertices * grid.voxel).astype(np.float32)
-    faces = faces.astype(np.int32)
     return SurfaceMesh(vertices, faces, vertex_normals(vertices, faces))
 
 
@@ -405,14 +400,30 @@ def vertex_normals(vertices, faces):
 
 def connected_components(mesh):
     """The number of pieces: sets of faces connected through shared vertices."""
-    if len(mesh.faces) == 0:
-        return 0
-    used = np.unique(mesh.faces)
-    rows = mesh.faces.reshape(-1)
-    cols = np.roll(mesh.faces, 1, axis=1).reshape(-1)
-    graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(len(mesh.vertices),) * 2)
-    _, labels = graph_components(graph, directed=False)
-    return len(np.unique(labels[used]))
+    # Union-find in whole-array steps. Every vertex points at a smaller one of its piece or at itself
+    # (a root). Each round hooks the larger root of every face edge whose ends have different roots onto
+    # the smaller (where several edges hook one root, any of them will do), then lets every vertex
+    # jump to its parent's parent until each points at its root.
+    parent = np.arange(len(mesh.vertices))
+    # Two edges of each face join all three of its vertices.
+    a = np.concatenate([mesh.faces[:, 0], mesh.faces[:, 1]])
+    b = np.concatenate([mesh.faces[:, 1], mesh.faces[:, 2]])
+    while True:
+        root_a, root_b = parent[a], parent[b]
+        apart = np.flatnonzero(root_a != root_b)
+        if len(apart) == 0:
+            break
+        # An edge within one piece joins nothing in later rounds.
+        a, b, root_a, root_b = a[apart], b[apart], root_a[apart], root_b[apart]
+        parent[np.maximum(root_a, root_b)] = np.minimum(root_a, root_b)
+        while True:
+            grandparent = parent[parent]
+            if np.array_equal(grandparent, parent):
+                break
+            parent = grandparent
+    used = np.zeros(len(mesh.vertices), dtype=bool)
+    used[mesh.faces] = True
+    return int(np.count_nonzero(used & (parent == np.arange(len(parent)))))
 
 
 def _edge_keys(faces):

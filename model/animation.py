@@ -93,28 +93,51 @@ def read_coefficients_json(path, expression_names):
         raise ImHeadError(f"{path} is not valid JSON ({error})") from error
     header = data if isinstance(data, dict) else {}
     frames = header.get("frames", data if isinstance(data, list) else None)
-    if not frames:
+    if not frames or not isinstance(frames, list):
         raise ImHeadError(f"{path} has no frames (expected a list of frames or {{\"frames\": [...]}})")
     fps = header.get("fps")
+    if fps is not None and not (_is_number(fps) and fps > 0):
+        raise ImHeadError(f"{path}: fps must be a positive number, got {fps!r}")
     fps = fps and float(fps)
-    if not isinstance(frames[0], dict):
-        names = header.get("names", expression_names)
-        rows = np.asarray(frames, np.float32)
-        if rows.ndim != 2 or rows.shape[1] != len(names):
-            raise ImHeadError(f"{path}: frames must be lists of {len(names)} values, one per name")
-        return _track_from_columns(names, rows, expression_names, fps, source=str(path))
-    # Frames as {name: value}: a name missing from a frame is 0 there.
+    if all(isinstance(frame, dict) for frame in frames):
+        return _track_from_named_frames(path, frames, expression_names, fps)
+    names = header.get("names", expression_names)
+    if not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
+        raise ImHeadError(f"{path}: names must be a list of expression names")
+    if not all(isinstance(frame, list) and len(frame) == len(names) and all(map(_is_number, frame))
+               for frame in frames):
+        raise ImHeadError(f"{path}: frames must all be lists of {len(names)} numbers, one per name "
+                          "(or all {name: number} objects)")
+    rows = _finite_rows(path, np.array(frames, np.float32))
+    return _track_from_columns(names, rows, expression_names, fps, source=str(path))
+
+
+def _track_from_named_frames(path, frames, expression_names, fps):
+    """Frames as {name: value}: a name missing from a frame is 0 there."""
     index = {n: i for i, n in enumerate(expression_names)}
     values = np.zeros((len(frames), len(expression_names)), np.float32)
     unused = set()
-    for row, frame in zip(values, frames):
+    for number, (row, frame) in enumerate(zip(values, frames)):
         for name, value in frame.items():
+            if not _is_number(value):
+                raise ImHeadError(f"{path}: frame {number}: the value of {name!r} is not a number ({value!r})")
             targets = model_names_for(name, expression_names)
             unused.update([] if targets else [name])
             row[[index[t] for t in targets]] = float(value)
     if not values.any() and unused:
         raise ImHeadError(f"{path} has no expression names (ARKit blendshape names or {expression_names[0]}, ...)")
-    return ExpressionTrack(values, fps, sorted(unused))
+    return ExpressionTrack(_finite_rows(path, values), fps, sorted(unused))
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _finite_rows(path, rows):
+    bad = int(np.count_nonzero(~np.isfinite(rows).all(axis=1)))
+    if bad:
+        raise ImHeadError(f"{path}: {bad} of {len(rows)} frames have NaN or infinite values")
+    return rows
 
 
 def read_coefficients_npy(path, expression_names):
@@ -125,7 +148,9 @@ def read_coefficients_npy(path, expression_names):
         raise ImHeadError(f"{path} is not a readable .npy array ({error})") from error
     if rows.ndim != 2 or rows.shape[1] != len(expression_names):
         raise ImHeadError(f"{path}: expected an array (frames, {len(expression_names)}), got {rows.shape}")
-    return ExpressionTrack(rows.astype(np.float32), None)
+    if not (np.issubdtype(rows.dtype, np.floating) or np.issubdtype(rows.dtype, np.integer)):
+        raise ImHeadError(f"{path}: expected numbers, got an array of {rows.dtype}")
+    return ExpressionTrack(_finite_rows(path, rows.astype(np.float32)), None)
 
 
 READERS = {".csv": read_face_capture_csv, ".json": read_coefficients_json, ".npy": read_coefficients_npy}

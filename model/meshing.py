@@ -434,9 +434,9 @@ def _edge_keys(faces):
 
 
 def is_closed(mesh):
-    """Whether every edge is shared by exactly two faces (a watertight surface)."""
+    """Whether the mesh has faces and every edge is shared by exactly two of them (a watertight surface)."""
     _, counts = np.unique(_edge_keys(mesh.faces), return_counts=True)
-    return bool(np.all(counts == 2))
+    return len(mesh.faces) > 0 and bool(np.all(counts == 2))
 
 
 def write_obj(path, mesh):

@@ -158,6 +158,35 @@ def test_json_and_npy_coefficients(tiny, tmp_path):
             read_expression_track(tmp_path / bad, names)
 
 
+
+@pytest.mark.parametrize("content, message", [
+    ({"names": ["jawOpen", "eyeBlink_L"], "frames": [[0.1, 0.2], [0.3]]}, "lists of 2 numbers"),
+    ({"names": ["jawOpen"], "frames": [["wide"]]}, "lists of 1 numbers"),
+    ({"names": ["jawOpen"], "frames": [[None]]}, "lists of 1 numbers"),
+    ([{"jawOpen": 0.5}, [0.5]], "lists of"),
+    ([{"jawOpen": "half"}], "frame 0: the value of 'jawOpen' is not a number"),
+    ([{"jawOpen": 0.5}, {"jawOpen": float("nan")}], "1 of 2 frames have NaN"),
+    ({"fps": "fast", "frames": [{"jawOpen": 0.5}]}, "fps must be a positive number"),
+    ({"names": "jawOpen", "frames": [[0.5]]}, "names must be a list"),
+    ({"frames": {"jawOpen": 0.5}}, "has no frames"),
+])
+def test_malformed_json_animation_is_refused_with_a_reason(tiny, tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(ImHeadError, match=message):
+        read_expression_track(path, tiny.expression_names)
+
+
+def test_npy_animation_of_strings_or_nan_is_refused(tiny, tmp_path):
+    names = tiny.expression_names
+    np.save(tmp_path / "strings.npy", np.full((2, len(names)), "x"))
+    values = np.zeros((3, len(names)), np.float32)
+    values[1, 0] = np.inf
+    np.save(tmp_path / "inf.npy", values)
+    for bad, message in (("strings.npy", "expected numbers"), ("inf.npy", "1 of 3 frames have NaN or infinite")):
+        with pytest.raises(ImHeadError, match=message):
+            read_expression_track(tmp_path / bad, names)
+
 def test_resampling_to_the_scene_frame_rate():
     values = np.arange(7, dtype=np.float32)[:, None] * [1.0, 2.0]  # 7 frames at 60 fps: 0.1 s
     at_30 = resample(values, 60, 30)

@@ -296,6 +296,8 @@ def test_components_and_closedness_of_simple_meshes():
     assert not is_closed(opened)
     doubled = SurfaceMesh(mesh.vertices, np.concatenate([mesh.faces, mesh.faces[:1]]), mesh.normals)
     assert not is_closed(doubled)
+    empty = SurfaceMesh(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32), np.zeros((0, 3), np.float32))
+    assert not is_closed(empty)  # no surface is no closed surface
 
 
 def test_obj_and_ply_files_hold_the_mesh(tmp_path):

@@ -7,9 +7,10 @@ packing and the validation. A stock Blender has numpy but neither torch nor scik
 zip carries them as cp311 wheels for its platform (the manifest's `wheels`), which Blender
 unpacks itself when the extension is installed, with no network.
 
-Steps: the files the manifest's [build] section admits are packed once and unpacked into a
-staging folder; the weights, the platform's wheels and a manifest naming them are added; the
-staging folder is built into the final zip, which is then validated. Wheels are downloaded
+Steps: the add-on's files (ADDON_PATHS, an allowlist), the weights with their licences and the
+platform's wheels are copied into a staging folder, with a manifest naming the platform, the
+wheels and, in its [build] `paths`, every file that travels; the staging folder is built into the
+zip, which is then validated. Wheels are downloaded
 once per platform into .cache/wheels/<platform>/ (the machine's own platform offline here,
 from pip's local wheel folders).
 """
@@ -22,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import tomllib
-import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -31,6 +31,10 @@ DEFAULT_WEIGHTS = ROOT / "weights" / "imhead.npz"
 # The weights are learned from the ICT Face Model (MIT licence): its licence travels with them.
 WEIGHTS_LICENCE = ROOT / "weights" / "ICT-FACE-MODEL-LICENSE.txt"
 CACHE_DIR = ROOT / ".cache"
+# What travels besides the weights and wheels: the add-on's packages, only their Python modules and
+# JSON data. An allowlist, so that nothing else lying in the tree (a scan, a .blend, caches) travels.
+ADDON_PATHS = ("__init__.py", "model", "imhead_blender", "operators", "panels")
+ADDON_SUFFIXES = {".py", ".json"}
 
 # What model/ needs at run time beyond a stock Blender's Python (3.11 with numpy), measured in a
 # Python that has only bpy by running every operator (tests/test_fresh_blender.py; README,
@@ -130,17 +134,33 @@ def fetch_wheels(blender_platform, cache_dir=CACHE_DIR):
     return sorted(wheel_dir.glob("*.whl"))
 
 
-def manifest_for_platform(manifest_text, blender_platform, wheel_names):
-    """The source manifest with `platforms` and `wheels` for one platform added as top-level keys."""
+def addon_files(root=ROOT):
+    """The add-on's files under ADDON_PATHS, relative to `root`, "/"-separated and sorted."""
+    files = []
+    for name in ADDON_PATHS:
+        path = root / name
+        if not path.exists():
+            raise BuildError(f"{path} is missing: build from a complete checkout of the add-on")
+        candidates = [path] if path.is_file() else path.rglob("*")
+        files += [file.relative_to(root).as_posix() for file in candidates
+                  if file.is_file() and file.suffix in ADDON_SUFFIXES and "__pycache__" not in file.parts]
+    return sorted(files)
+
+
+def manifest_for_platform(manifest_text, blender_platform, wheel_names, paths):
+    """The source manifest with `platforms` and `wheels` for one platform added as top-level keys, and
+    a [build] table whose `paths` name every file that travels (the manifest and wheels are implicit)."""
     generated = (
         f'platforms = ["{blender_platform}"]\n'
         "wheels = [\n" + "".join(f'    "./wheels/{name}",\n' for name in wheel_names) + "]\n\n"
     )
-    # Top-level keys must come before the first table ("[permissions]", "[build]", ...).
+    # Top-level keys must come before the first table ("[permissions]", ...).
     head, table, tail = manifest_text.partition("\n[")
-    text = head + "\n\n" + generated + table.lstrip("\n") + tail
+    text = (head + "\n\n" + generated + table.lstrip("\n") + tail).rstrip("\n") + "\n\n[build]\npaths = [\n"
+    text += "".join(f'    "{path}",\n' for path in paths) + "]\n"
     parsed = tomllib.loads(text)
-    assert parsed["platforms"] == [blender_platform] and len(parsed["wheels"]) == len(wheel_names)
+    if parsed["platforms"] != [blender_platform] or len(parsed["wheels"]) != len(wheel_names):
+        raise BuildError(f"the generated manifest for {blender_platform} does not read back as written")
     return text
 
 
@@ -172,21 +192,20 @@ def build(blender_platform, weights=DEFAULT_WEIGHTS, output_dir=ROOT / "dist", c
 
 def _build_in(stage_root, blender_platform, weights, wheels, output_dir, version):
     stage = stage_root / "imhead"
-    sources_zip = stage_root / "sources.zip"
-    run_blender_ext("build", "--source-dir", str(ROOT), "--output-filepath", str(sources_zip))
-    with zipfile.ZipFile(sources_zip) as archive:
-        archive.extractall(stage)
-
+    files = addon_files()
+    for name in files:
+        (stage / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / name, stage / name)
     # Only the chosen model file travels, not what else weights/ holds (checkpoints, other runs).
-    shutil.rmtree(stage / "weights", ignore_errors=True)
     (stage / "weights").mkdir()
     shutil.copyfile(weights, stage / "weights" / "imhead.npz")
     shutil.copyfile(WEIGHTS_LICENCE, stage / "weights" / WEIGHTS_LICENCE.name)
+    files += ["weights/imhead.npz", f"weights/{WEIGHTS_LICENCE.name}"]
     (stage / "wheels").mkdir()
     for wheel in wheels:
         link_or_copy(wheel, stage / "wheels" / wheel.name)
     (stage / MANIFEST).write_text(
-        manifest_for_platform((ROOT / MANIFEST).read_text(), blender_platform, [w.name for w in wheels])
+        manifest_for_platform((ROOT / MANIFEST).read_text(), blender_platform, [w.name for w in wheels], files)
     )
 
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import zipfile
 
 import pytest
 
-from build import ROOT, BuildError, validate
+from build import ROOT, BuildError, addon_files, validate
 from conftest import build_extension
 
 
@@ -29,6 +29,24 @@ def test_zip_is_valid_and_carries_only_the_add_on(extension_zip, tiny_model):
     for excluded in ("tests/", "bench/", "scripts/", "docs/", "configs/", ".ci/", ".venv", ".cache/", "dist/"):
         assert not any(name.startswith(excluded) for name in names), excluded
     assert "build.py" not in names and not any("__pycache__" in name for name in names)
+    # The allowlist: the manifest, the add-on's modules and data, the weights with their licence, the wheels.
+    assert set(names) == {"blender_manifest.toml", *addon_files(), "weights/imhead.npz",
+                          "weights/ICT-FACE-MODEL-LICENSE.txt", *[w.removeprefix("./") for w in manifest["wheels"]]}
+
+
+def test_only_the_add_ons_modules_travel_whatever_else_lies_in_the_tree(tmp_path):
+    for name in ("__init__.py", "model/network.py", "model/keypoints.json", "imhead_blender/heads.py",
+                 "operators/__init__.py", "panels/__init__.py",
+                 "fit.obj", "scan.blend", "model/stray-scan.ply", "model/__pycache__/network.cpython-311.pyc",
+                 "operators/notes.txt", "tests/test_x.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    assert addon_files(tmp_path) == ["__init__.py", "imhead_blender/heads.py", "model/keypoints.json",
+                                     "model/network.py", "operators/__init__.py", "panels/__init__.py"]
+    (tmp_path / "panels" / "__init__.py").unlink()
+    (tmp_path / "panels").rmdir()
+    with pytest.raises(BuildError, match="panels is missing"):
+        addon_files(tmp_path)
 
 
 def test_a_broken_manifest_fails_validation(tmp_path):

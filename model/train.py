@@ -18,6 +18,7 @@ import torch
 from .build_dataset import build_dataset
 from .config import make_config
 from .data_paths import cache_dir
+from .errors import ImHeadError
 from .modelfile import save_model_file, state_dict_arrays
 from .network import ImHeadNetwork, denormals_flushed
 
@@ -169,6 +170,7 @@ def train(config, out_path, progress=None, checkpoint_path=None):
     step, elapsed = 0, 0.0
     if checkpoint_path.exists():
         state = torch.load(checkpoint_path, weights_only=True, map_location=device)
+        check_checkpoint_matches(checkpoint_path, state, config)
         net.load_state_dict(state["network"])
         codes.load_state_dict(state["codes"])
         optimizer.load_state_dict(state["optimizer"])
@@ -190,7 +192,7 @@ def train(config, out_path, progress=None, checkpoint_path=None):
             progress(step, settings["steps"], losses)
         if step % settings["checkpoint_every"] == 0 and step < settings["steps"]:
             torch.save({"network": net.state_dict(), "codes": codes.state_dict(),
-                        "optimizer": optimizer.state_dict(), "step": step,
+                        "optimizer": optimizer.state_dict(), "step": step, "config": resumable_config(config),
                         "elapsed": time.perf_counter() - started}, checkpoint_path)
             rng = np.random.default_rng([settings["seed"], step])
             torch.manual_seed(settings["seed"] + step)
@@ -201,6 +203,29 @@ def train(config, out_path, progress=None, checkpoint_path=None):
     save_trained_model(out_path, net.cpu(), codes.weight.detach().cpu(), data, config, summary)
     checkpoint_path.unlink(missing_ok=True)
     return summary
+
+
+# Settings that change where a run goes, not only how fast: a checkpoint resumes only the same ones.
+SPEED_SETTINGS = ("threads", "device", "checkpoint_every")
+
+
+def resumable_config(config):
+    """The config without the settings that a resumed run may change (SPEED_SETTINGS)."""
+    return {**config, "train": {k: v for k, v in config["train"].items() if k not in SPEED_SETTINGS}}
+
+
+def check_checkpoint_matches(path, state, config):
+    """ImHeadError when the checkpoint at `path` was written by a run of another config."""
+    saved, wanted = state.get("config"), resumable_config(config)
+    if saved == wanted:
+        return
+    if saved is None:
+        raise ImHeadError(f"the checkpoint {path} does not say which config wrote it; delete it to start afresh")
+    differences = sorted(f"{section}.{key}" for section in set(saved) | set(wanted)
+                         for key in set(saved.get(section, {})) | set(wanted.get(section, {}))
+                         if saved.get(section, {}).get(key) != wanted.get(section, {}).get(key))
+    raise ImHeadError(f"the checkpoint {path} was written with another config (differs in "
+                      f"{', '.join(differences)}): run with that config, or delete the checkpoint to start afresh")
 
 
 WARP_MODULES = ("expression_lift", "warp_identity", "warp")

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from model import HeadModel
+from model import HeadModel, ImHeadError
 from model.meshing import connected_components, is_closed
 from model.train import load_config, train
 
@@ -64,3 +64,20 @@ def test_the_warp_stage_alone_reproduces_the_full_run(tmp_path):
     for name in a.files:
         if name.startswith("param/") or name == "codes":
             assert np.allclose(a[name], b[name], atol=1e-6), name
+
+
+def test_a_checkpoint_resumes_only_its_own_config(tmp_path):
+    def stop_at_10(step, steps, losses):
+        if step == 10:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train(tiny_config(20, checkpoint_every=5), tmp_path / "m.npz", progress=stop_at_10)
+    other = tiny_config(20, checkpoint_every=5)
+    other["train"]["lr_network"] *= 2
+    with pytest.raises(ImHeadError, match=r"another config \(differs in train.lr_network\)"):
+        train(other, tmp_path / "m.npz")
+    faster = tiny_config(20, checkpoint_every=7)  # how often to checkpoint does not change the run
+    faster["train"]["threads"] = 1
+    train(faster, tmp_path / "m.npz")
+    assert not (tmp_path / "m.checkpoint.pt").exists()

@@ -12,8 +12,8 @@ import torch
 from .editing import edit_weight
 from .errors import ImHeadError, ModelFileError
 from .meshing import Grid, LatticeMemo, extract_surface
-from .modelfile import arrays_state_dict, load_model_file
-from .network import ImHeadNetwork, denormals_flushed
+from .modelfile import load_model_file
+from .network import denormals_flushed, network_from_model_file
 
 QUERY_BATCH = 32768
 # The box every head (any identity within 3 standard deviations, any expression) fits in, model frame.
@@ -41,12 +41,10 @@ class HeadModel:
         self.regions = {name: [i for i, r in enumerate(part_regions) if r == name] for name in header["regions"]}
         self.training = header.get("training", {})
         self.codes = arrays["codes"]
-        self.network = ImHeadNetwork(self.config, arrays["template_keypoints"])
         try:
-            self.network.load_state_dict(arrays_state_dict(arrays))
-        except RuntimeError as exc:
-            raise ModelFileError(f"{path}: weights do not match the model configuration: {exc}") from exc
-        self.network.eval()
+            self.network = network_from_model_file(header, arrays)
+        except ModelFileError as exc:
+            raise ModelFileError(f"{path}: {exc}") from exc
         self.network.requires_grad_(False)
         self._memo = None  # (key, LatticeMemo): see _unedited_memo
 

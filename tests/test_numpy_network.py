@@ -12,7 +12,7 @@ from model.editing import slider_offsets
 from model.head_model import HEAD_BOUNDS, HeadModel
 from model.modelfile import load_model_file, state_dict_arrays
 from model.network import ImHeadNetwork, denormals_flushed, network_from_model_file
-from model.numpy_network import NumpyNetwork, softplus
+from model.numpy_network import NumpyNetwork, scaled_softplus
 
 BUNDLED = Path(__file__).resolve().parents[1] / "weights" / "imhead.npz"
 TOLERANCE = 1e-5
@@ -127,11 +127,12 @@ def test_every_preset_and_ablation_matches_torch(preset, ablation):
 
 def test_softplus_is_torchs_and_makes_no_denormals():
     x = np.concatenate([np.linspace(-3, 3, 200_001), [-1e4, -0.9, 0.2, 0.2000001, 1e4]]).astype(np.float32)
-    expected = torch.nn.functional.softplus(torch.from_numpy(x).double(), beta=100).numpy()
-    result = softplus(x.copy(), 100.0)
-    np.testing.assert_allclose(result, expected, rtol=1e-6, atol=1e-9)
-    beyond_threshold = 100 * x > 20  # where torch returns x itself
-    np.testing.assert_array_equal(result[beyond_threshold], x[beyond_threshold])
+    t = x * np.float32(100)  # what the layers carry: beta times torch's pre-activation
+    expected = 100 * torch.nn.functional.softplus(torch.from_numpy(x).double(), beta=100).numpy()
+    result = scaled_softplus(t.copy())
+    np.testing.assert_allclose(result, expected, rtol=1e-6, atol=1e-7)
+    beyond_threshold = t > 20  # where torch returns its input itself
+    np.testing.assert_array_equal(result[beyond_threshold], t[beyond_threshold])
     assert np.all(np.abs(result) >= np.finfo(np.float32).tiny)  # normal floats only, zero included none
 
 

@@ -38,13 +38,12 @@ ADDON_SUFFIXES = {".py", ".json"}
 
 # What model/ needs at run time beyond a stock Blender's Python (3.11 with numpy), measured in a
 # Python that has only bpy by running every operator (tests/test_fresh_blender.py; README,
-# "Dependencies inside Blender"). sympy and mpmath: torch's optimizers import torch._dynamo, which
-# imports sympy (without them Fit to Scan failed in every stock Blender). scipy 1.15 is the newest
-# release that still accepts numpy 1.24 (older Blender 4.x); it runs with numpy 1.26 too.
+# "Dependencies inside Blender"): torch, for Fit to Scan's gradients only (the rest runs on numpy).
+# sympy and mpmath: torch's optimizers import torch._dynamo, which imports sympy (without them Fit to
+# Scan failed in every stock Blender).
 PYTHON_VERSION = "3.11"
 TORCH_VERSION = "2.13.0"
-WHEELS = ("typing_extensions==4.16.0", "sympy==1.14.0", "mpmath==1.3.0", "scikit-image==0.26.0",
-          "lazy_loader==0.6", "scipy==1.15.3")
+WHEELS = ("typing_extensions==4.16.0", "sympy==1.14.0", "mpmath==1.3.0")
 
 # Blender platform -> (pip platform tags, torch release). PyPI's Linux torch is a CUDA build of
 # several GB; the CPU build (a local "+cpu" release) is named exactly so pip never substitutes it.

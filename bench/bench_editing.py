@@ -20,10 +20,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from model import HeadModel, editing, expressions  # noqa: E402
+from model import HeadModel, editing, expressions, parallel  # noqa: E402
 from model.frame import model_to_mm  # noqa: E402
 
 
@@ -104,12 +103,11 @@ def main():
     parser.add_argument("--preview-resolution", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
+    parallel.set_threads(args.threads)
     model = HeadModel.load(args.model)
     identity = model.sample_identity(args.seed, 1.0)
     print(f"model {args.model} (blend_parts {model.config.blend_parts}), identity seed {args.seed}, "
-          f"{torch.get_num_threads()} threads")
+          f"{parallel.threads()} threads")
 
     locality(model, identity, model.extract_mesh(identity, resolution=args.locality_resolution).vertices)
     previews(model, identity, args.preview_resolution)

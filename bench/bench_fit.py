@@ -19,7 +19,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model import HeadModel  # noqa: E402
+from model import HeadModel, parallel  # noqa: E402
 from model.build_dataset import test_identities  # noqa: E402
 from model.fit import fit  # noqa: E402
 from model.frame import MODEL_UNIT_M, model_to_mm  # noqa: E402
@@ -57,13 +57,14 @@ def main():
     parser.add_argument("--steps", type=int)
     parser.add_argument("--points", type=int, default=10000)
     parser.add_argument("--heads", type=int, default=1, help="held-out heads to fit, one after another")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, help="torch threads (fitting) and workers (meshing, queries); default: all cores")
     parser.add_argument("--neutral", action="store_true")
     parser.add_argument("--normals", action="store_true", help="give the fit the points' normals too")
     parser.add_argument("--no-chamfer", action="store_true", help="skip meshing and the Chamfer distance")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+        parallel.set_threads(args.threads)
     model = HeadModel.load(args.model)
     data = HeadData()
     print(f"model {args.model} ({model.hash[:12]}), {torch.get_num_threads()} threads, quality {args.quality}, "

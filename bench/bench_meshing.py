@@ -23,13 +23,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from skimage.measure import marching_cubes as skimage_marching_cubes
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model import HeadModel, meshing  # noqa: E402
+from model import HeadModel, meshing, parallel  # noqa: E402
 from model.head_model import HEAD_BOUNDS  # noqa: E402
 
 LIPSCHITZ_SWEEP = (1.0, 1.25, 1.5, 2.0, 3.0)
@@ -40,17 +39,17 @@ METHODS = ("dense (cube)", "dense (box)", "coarse-to-fine")
 def analytic_head(points):
     """A head-sized union of exact distance fields: skull, neck, ears, nose (model units)."""
     def sphere(centre, radius):
-        return torch.linalg.norm(points - torch.tensor(centre), dim=-1) - radius
+        return np.linalg.norm(points - np.array(centre, np.float32), axis=-1) - np.float32(radius)
 
     def capsule(a, b, radius):
-        a, b = torch.tensor(a), torch.tensor(b)
-        t = torch.clamp(((points - a) @ (b - a)) / ((b - a) @ (b - a)), 0.0, 1.0)
-        return torch.linalg.norm(points - (a + t[:, None] * (b - a)), dim=-1) - radius
+        a, b = np.array(a, np.float32), np.array(b, np.float32)
+        t = np.clip(((points - a) @ (b - a)) / ((b - a) @ (b - a)), 0.0, 1.0)
+        return np.linalg.norm(points - (a + t[:, None] * (b - a)), axis=-1) - np.float32(radius)
 
     parts = [sphere((0.0, 0.05, 0.1), 0.5), capsule((0.0, 0.1, -0.2), (0.0, 0.12, -0.7), 0.22),
              sphere((-0.5, 0.08, 0.08), 0.09), sphere((0.5, 0.08, 0.08), 0.09),
              capsule((0.0, -0.45, 0.12), (0.0, -0.55, 0.02), 0.05)]
-    return torch.stack(parts).min(dim=0).values
+    return np.min(parts, axis=0)
 
 
 def load_field(args):
@@ -82,7 +81,7 @@ def rss_bytes():
 
 def worker(args):
     """One extraction in this process; prints a JSON line, saves the mesh to args.mesh_out."""
-    torch.set_num_threads(args.threads)
+    parallel.set_threads(args.threads)
     field = Counted(load_field(args))
     # Warm up with one coarse surface, as a Blender session is warm after its first head.
     meshing.extract_surface(field.field, 32, HEAD_BOUNDS)
@@ -217,7 +216,7 @@ def main(argv=None):
     source.add_argument("--analytic", action="store_true", help="an analytic head-sized field, for a quick run")
     parser.add_argument("--seed", type=int, default=0, help="identity seed for --model")
     parser.add_argument("--resolutions", type=int, nargs="+", default=[128, 256])
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (the target machine has 2 cores)")
+    parser.add_argument("--threads", type=int, default=2, help="workers (the target machine has 2 cores)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--method", choices=METHODS, help=argparse.SUPPRESS)
     parser.add_argument("--resolution", type=int, help=argparse.SUPPRESS)
@@ -232,7 +231,7 @@ def main(argv=None):
 
     field_name = "analytic head" if args.analytic else f"{args.model} (identity seed {args.seed})"
     print(f"field: {field_name}; HeadModel's box {HEAD_BOUNDS[0]} .. {HEAD_BOUNDS[1]}; "
-          f"{args.threads} torch threads; lipschitz {meshing.DEFAULT_LIPSCHITZ}\n")
+          f"{args.threads} workers; lipschitz {meshing.DEFAULT_LIPSCHITZ}\n")
     print("| resolution | method | seconds | again | CPU seconds | points evaluated | vertices | faces | pieces "
           "| closed | peak RSS MB | growth MB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")

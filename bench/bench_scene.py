@@ -14,14 +14,13 @@ import time
 from pathlib import Path
 
 import bpy
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 from checkout import bridge  # noqa: E402
 
-from model import HeadModel  # noqa: E402
+from model import HeadModel, parallel  # noqa: E402
 from model.frame import model_to_blender  # noqa: E402
 
 
@@ -43,7 +42,7 @@ def main():
     imhead_blender = bridge()
     heads, meshes = imhead_blender.heads, imhead_blender.meshes
     model = HeadModel.load(args.model)
-    torch.set_num_threads(2)
+    parallel.set_threads(2)
     surface = model.extract_mesh(model.sample_identity(0), resolution=args.resolution)
     print(f"head: {len(surface.vertices):,} vertices, {len(surface.faces):,} triangles")
     bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)

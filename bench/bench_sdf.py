@@ -2,8 +2,8 @@
 
     python bench/bench_sdf.py [--model weights/imhead.npz] [--points 65536] [--threads 2]
 
-Throughput does not depend on the weights' values, so both presets run with freshly initialised
-weights at the bundled model's keypoints; points lie near the head surface (a held-out ICT head),
+Throughput (of the numpy runtime, on parallel.threads() workers) does not depend on the weights'
+values, so both presets run with freshly initialised weights at the bundled model's keypoints; points lie near the head surface (a held-out ICT head),
 where meshing and fitting query. With --model, it also measures the accuracy side of the trade:
 the largest and mean |SDF difference| (mm) of nearest-k evaluation against the model's full blend on
 points near held-out surfaces.
@@ -17,16 +17,15 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from model import HeadModel  # noqa: E402
+from model import HeadModel, parallel  # noqa: E402
 from model.build_dataset import test_identities  # noqa: E402
 from model.config import make_config  # noqa: E402
 from model.frame import model_to_mm  # noqa: E402
 from model.heads import HeadData  # noqa: E402
+from model.modelfile import state_dict_arrays  # noqa: E402
 from model.network import ImHeadNetwork  # noqa: E402
+from model.numpy_network import NumpyNetwork  # noqa: E402
 from model.samples import sample_outer_surface, surface_points  # noqa: E402
-
-BATCH = 32768
-
 
 def near_surface_points(n, seed=0, spread_mm=2.0):
     head = HeadData().head(test_identities(1, seed)[0])
@@ -36,17 +35,18 @@ def near_surface_points(n, seed=0, spread_mm=2.0):
     return (points + rng.normal(0, spread_mm * 0.005, points.shape)).astype(np.float32), head
 
 
-@torch.no_grad()
 def points_per_second(net, code, points, n_parts, repeats=3):
     local, extra = net.split_code(code)
     keypoints = net.keypoints(local)
-    chunks = torch.as_tensor(points).split(BATCH)
-    net.identity_sdf(chunks[0][None], local, keypoints, extra, n_parts)  # warm-up
+
+    def field(chunk):
+        return net.identity_sdf(chunk[None], local, keypoints, extra, n_parts)[0]
+
+    field(points[:parallel.BATCH])  # warm-up
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        for chunk in chunks:
-            net.identity_sdf(chunk[None], local, keypoints, extra, n_parts)
+        parallel.in_batches(field, points)
         best = min(best, time.perf_counter() - start)
     return len(points) / best
 
@@ -57,8 +57,9 @@ def throughput(points, template_keypoints):
     for preset in ("paper", "compact"):
         config = make_config(preset)
         torch.manual_seed(0)
-        net = ImHeadNetwork(config, template_keypoints).eval()
-        code = torch.zeros(1, config.code_dim)
+        initialised = ImHeadNetwork(config, template_keypoints)
+        net = NumpyNetwork(config, state_dict_arrays(initialised.state_dict()))
+        code = np.zeros((1, config.code_dim), np.float32)
         dense = points_per_second(net, code, points, config.n_parts if preset == "paper" else config.blend_parts)
         label = "39 (dense)" if preset == "paper" else f"{config.blend_parts} (full blend)"
         print(f"| {preset} | {label} | {dense:,.0f} | 1.0x |")
@@ -87,10 +88,10 @@ def main():
     parser.add_argument("--points", type=int, default=65536)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    parallel.set_threads(args.threads)
     points, _ = near_surface_points(args.points)
     template = HeadData().keypoints(HeadData().neutral)
-    print(f"{args.points} points within ~2 mm of a held-out head, {torch.get_num_threads()} threads\n")
+    print(f"{args.points} points within ~2 mm of a held-out head, {parallel.threads()} workers\n")
     throughput(points, template)
     if args.model:
         sparse_error(HeadModel.load(args.model), points)

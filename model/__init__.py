@@ -1,4 +1,5 @@
-"""imHead: the implicit morphable head model (torch + numpy, no Blender)."""
+"""imHead: the implicit morphable head model (no Blender). What runs in Blender runs on numpy; torch
+trains the network and is the reference it is tested against."""
 from .errors import ImHeadError, ModelFileError
 from .head_model import HeadModel
 

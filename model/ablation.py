@@ -50,7 +50,7 @@ def run(config, variants, runs_dir, n_heads, resolution, quality, progress=print
         cfg = model_config(variant_config["model"])
         rows.append({"variant": variant, "label": LABELS[variant], **mean_row(scores),
                      "latent_size": cfg.code_dim,
-                     "parameters": int(sum(p.numel() for p in model.network.parameters())),
+                     "parameters": int(sum(a.size for name, a in model.arrays.items() if name.startswith("param/"))),
                      "train_seconds": summary["seconds"], "total_seconds": round(time.perf_counter() - started, 1)})
         progress(f"{variant}: {rows[-1]}")
     return rows

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-import torch
 
 from .errors import ImHeadError
 from .frame import MM
@@ -35,9 +34,8 @@ class RegionBasis:
 
 def training_local_codes(model):
     """(H, K, L) local codes of the training heads."""
-    with torch.no_grad():
-        local, _ = model.network.split_code(torch.as_tensor(model.codes))
-    return local.numpy()
+    local, _ = model.network.split_code(model.codes)
+    return local
 
 
 @lru_cache(maxsize=8)
@@ -127,16 +125,20 @@ def edit_weight(points, other_keypoints, edited_keypoints):
     outside it, smoothstep between. other_keypoints: (K - E, 3) of the parts not edited; edited_keypoints:
     (E, 3) or more, the edited parts' keypoints before and after the edit."""
     if len(other_keypoints) == 0:
-        return points.new_ones(len(points))
-    margin = torch.cdist(points, other_keypoints).min(-1).values - torch.cdist(points, edited_keypoints).min(-1).values
-    t = ((margin + EDIT_FADE) / (2 * EDIT_FADE)).clamp(0.0, 1.0)
+        return np.ones(len(points), np.float32)
+    margin = _nearest_distance(points, other_keypoints) - _nearest_distance(points, edited_keypoints)
+    t = np.clip((margin + np.float32(EDIT_FADE)) / np.float32(2 * EDIT_FADE), 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
+
+
+def _nearest_distance(points, keypoints):
+    """(N,) distance from each point (N, 3) to the nearest of the keypoints (M, 3)."""
+    return np.sqrt(np.square(points[:, None, :] - keypoints[None, :, :]).sum(-1).min(-1))
 
 
 def edit_share(model, points, identity, offsets):
     """(N,) share of the edit `offsets` (K, L) applied at model-frame points (N, 3) of the head."""
     edited = np.abs(offsets).sum(-1) > 0
     before, after = model.keypoints(identity), model.keypoints(identity, offsets)
-    share = edit_weight(torch.as_tensor(np.asarray(points, np.float32)), torch.as_tensor(before[~edited]),
-                        torch.as_tensor(np.concatenate([before[edited], after[edited]])))
-    return share.numpy()
+    return edit_weight(np.asarray(points, np.float32), before[~edited],
+                       np.concatenate([before[edited], after[edited]]))

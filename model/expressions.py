@@ -12,11 +12,10 @@ their neutral position (their residual is what the warp does there, measured at 
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from .errors import ImHeadError
 from .frame import model_to_mm
-from .network import denormals_flushed
+from .parallel import in_batches
 
 # Warp evaluations per vertex at most, and the residual (model units) at which a vertex counts as solved
 # (5e-5 = 10 um, a hundredth of a voxel at 256^3).
@@ -26,7 +25,6 @@ TOLERANCE = 5e-5
 # beyond what the warp does at the neutral expression, for the vertices around it to be solved (1e-4 = 0.02 mm).
 SCREEN_CELL = 0.04
 SCREEN_THRESHOLD = 1e-4
-WARP_BATCH = 16384
 
 # Panel groups, by name prefix (ARKit naming), in the order a face reads from the top.
 EXPRESSION_GROUPS = (("Brows", "brow"), ("Eyes", "eye"), ("Cheeks", "cheek"), ("Nose", "nose"),
@@ -80,9 +78,8 @@ def preset_weights(names, preset):
 
 
 def _warp(model, code, expression, points):
-    """x + delta(x) for points (M, 3) under one expression (1, E), in batches."""
-    return torch.cat([model.network.warp_to_canonical(chunk[None], code, expression)[0]
-                      for chunk in points.split(WARP_BATCH)]) if len(points) else points.clone()
+    """x + delta(x) for points (M, 3) under one expression (1, E), in batches side by side."""
+    return in_batches(lambda chunk: model.network.warp_to_canonical(chunk[None], code, expression)[0], points)
 
 
 def _screening_samples(vertices):
@@ -102,34 +99,31 @@ def _near_moving_samples(cells, sample_cells, moving):
     return grid[tuple((cells + 1).T)]
 
 
-@torch.no_grad()
-@denormals_flushed()
 def inverse_warp(model, identity, vertices, expressions, steps=MAX_STEPS, tolerance=TOLERANCE,
                  progress=None):
     """Where the neutral vertices (N, 3) of a head go under each expression (E', n_expressions) of
     coefficients: an InverseWarp. progress(fraction) is called after each expression."""
-    code = model._code_tensor(identity)
+    code = model._code(identity)
     expressions = np.atleast_2d(np.asarray(expressions, np.float32))
     if expressions.shape[1] != len(model.expression_names):
         raise ImHeadError(f"expressions have {expressions.shape[1]} values, this model has "
                           f"{len(model.expression_names)} expressions")
     vertices = np.ascontiguousarray(vertices, np.float32)
-    v = torch.from_numpy(vertices)
     samples, cells = _screening_samples(vertices)
-    sample_points = v[samples]
-    neutral_samples = _warp(model, code, torch.zeros(1, expressions.shape[1]), sample_points)
+    sample_points = vertices[samples]
+    neutral_samples = _warp(model, code, np.zeros((1, expressions.shape[1]), np.float32), sample_points)
 
     n_expr, n = len(expressions), len(vertices)
     positions = np.repeat(vertices[None], n_expr, 0)
     solved = np.zeros((n_expr, n), bool)
     residual = np.full((n_expr, n), np.nan, np.float32)
     for k, weights in enumerate(expressions):
-        expression = torch.from_numpy(weights)[None]
+        expression = weights[None]
         warped_samples = _warp(model, code, expression, sample_points)
-        residual[k, samples] = (warped_samples - sample_points).norm(dim=-1).numpy()
-        moving = ((warped_samples - neutral_samples).norm(dim=-1) > SCREEN_THRESHOLD).numpy()
+        residual[k, samples] = np.linalg.norm(warped_samples - sample_points, axis=-1)
+        moving = np.linalg.norm(warped_samples - neutral_samples, axis=-1) > SCREEN_THRESHOLD
         active = np.flatnonzero(_near_moving_samples(cells, cells[samples], moving))
-        x, r = _fixed_point(model, code, expression, v[active], steps, tolerance)
+        x, r = _fixed_point(model, code, expression, vertices[active], steps, tolerance)
         positions[k, active] = x
         solved[k, active] = True
         residual[k, active] = r
@@ -145,23 +139,23 @@ def _fixed_point(model, code, expression, targets, steps, tolerance):
     where it would not, so that vertices where the warp is not contracting still settle at their best
     point (their residual says how good it is).
     """
-    x = targets.clone()
+    x = targets.copy()
     error = _warp(model, code, expression, x) - targets
-    residual = error.norm(dim=-1)
-    step = torch.ones(len(targets))
+    residual = np.linalg.norm(error, axis=-1)
+    step = np.ones(len(targets), np.float32)
     for _ in range(steps - 1):
-        todo = torch.nonzero(residual > tolerance).flatten()
+        todo = np.flatnonzero(residual > tolerance)
         if len(todo) == 0:
             break
         candidate = x[todo] - step[todo, None] * error[todo]
         candidate_error = _warp(model, code, expression, candidate) - targets[todo]
-        candidate_residual = candidate_error.norm(dim=-1)
+        candidate_residual = np.linalg.norm(candidate_error, axis=-1)
         better = candidate_residual < residual[todo]
         accepted = todo[better]
         x[accepted], error[accepted], residual[accepted] = (candidate[better], candidate_error[better],
                                                             candidate_residual[better])
         step[todo[~better]] *= 0.5
-    return x.numpy(), residual.numpy()
+    return x, residual
 
 
 def linear_mix(vertices, key_positions, weights):

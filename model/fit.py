@@ -21,6 +21,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ import torch
 from .errors import ImHeadError
 from .frame import MM, MODEL_UNIT_M, model_to_mm
 from .meshing import SurfaceMesh, write_obj
-from .network import denormals_flushed
+from .network import denormals_flushed, network_from_model_file
 
 QUALITY_STEPS = {"fast": 150, "best": 500}
 MIN_POINTS = 300
@@ -202,6 +203,12 @@ def deterministic_algorithms():
         torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
+@lru_cache(maxsize=4)
+def torch_network(model):
+    """The torch network of a HeadModel: fitting needs gradients, which the numpy runtime does not give."""
+    return network_from_model_file(model.header, model.arrays).requires_grad_(False)
+
+
 def axis_aligned_rotations():
     """The 24 rotations that map coordinate axes to coordinate axes, (24, 3, 3) float32."""
     rotations = []
@@ -270,7 +277,7 @@ def align_starts(model, code, points, rotations, translations, log_scales, steps
         # All starts share the mean head: their points go through the network as one cloud.
         rotation = rotation_matrix(axis_angle) @ rotations
         placed = log_scale.exp()[:, None] * torch.einsum("kij,nj->kni", rotation, points) + translation[:, None]
-        return model.network(placed.reshape(1, -1, 3), code, n_parts=ALIGN_PARTS).view(n, -1)
+        return torch_network(model)(placed.reshape(1, -1, 3), code, n_parts=ALIGN_PARTS).view(n, -1)
 
     for step in range(steps):
         optimizer.zero_grad(set_to_none=True)
@@ -317,7 +324,7 @@ def refine(model, cloud, normals, start, steps, neutral, rng, step_done):
         code = (mean + weights @ axes)[None]
         values = None if expression is None else expression[None]
         placed = cloud[chosen] @ pose_matrix().T + translation
-        residual = model.network(placed[None], code, values)[0]
+        residual = torch_network(model)(placed[None], code, values)[0]
         truncation = (TRUNCATION_SPREAD * residual.detach().abs().median()).clamp(*TRUNCATION_RANGE)
         loss = robust_loss(residual, HUBER, truncation).mean()
         loss = loss + IDENTITY_PRIOR * weights.pow(2).sum() + SCALE_PRIOR * log_scale.pow(2).sum()
@@ -345,7 +352,7 @@ def normal_loss(model, cloud, normals, rng, count, matrix, translation, code, va
     """Mean (1 - cos) between the points' rotated normals and the field's gradient there."""
     chosen = torch.as_tensor(rng.choice(len(cloud), count, replace=False))
     placed = cloud[chosen] @ matrix.T + translation
-    residual = model.network(placed[None], code, values)[0]
+    residual = torch_network(model)(placed[None], code, values)[0]
     gradient, = torch.autograd.grad(residual.sum(), placed, create_graph=True)
     rotated = normals[chosen] @ matrix.T
     cosine = torch.nn.functional.cosine_similarity(gradient, rotated, dim=-1)

@@ -1,38 +1,39 @@
 """A trained imHead model, loaded from its file: the API the rest of the project calls.
 
 Identities are codes of size config.code_dim; expressions are coefficient vectors over
-expression_names (0..1 each). Points are in the model frame (see frame.py). Every query runs
-without gradients, in float32 batches.
+expression_names (0..1 each). Points are in the model frame (see frame.py). Every query runs on the
+numpy runtime (numpy_network.NumpyNetwork), in float32 batches side by side (parallel.worker_map).
 """
 from functools import cached_property
 
 import numpy as np
-import torch
 
+from . import parallel
 from .editing import edit_weight
 from .errors import ImHeadError, ModelFileError
 from .meshing import Grid, LatticeMemo, extract_surface
-from .modelfile import arrays_state_dict, load_model_file
-from .network import ImHeadNetwork, denormals_flushed
+from .modelfile import load_model_file
+from .numpy_network import NumpyNetwork
 
-QUERY_BATCH = 32768
 # The box every head (any identity within 3 standard deviations, any expression) fits in, model frame.
 HEAD_BOUNDS = (np.array([-0.78, -0.74, -0.98], np.float32), np.array([0.78, 0.74, 0.98], np.float32))
 
-_BOX_CENTRE = torch.as_tensor((HEAD_BOUNDS[0] + HEAD_BOUNDS[1]) / 2)
+_BOX_CENTRE = (HEAD_BOUNDS[0] + HEAD_BOUNDS[1]) / 2
 # A voxel-fraction inside the bounds, so the lattice's outermost points are strictly outside the box.
-_BOX_HALF = torch.as_tensor((HEAD_BOUNDS[1] - HEAD_BOUNDS[0]) / 2 - 1e-3)
+_BOX_HALF = (HEAD_BOUNDS[1] - HEAD_BOUNDS[0]) / 2 - np.float32(1e-3)
 
 
 def box_sdf(points):
     """Exact signed distance to the meshing box (negative inside)."""
-    q = (points - _BOX_CENTRE).abs() - _BOX_HALF
-    return q.clamp_min(0).norm(dim=-1) + q.max(dim=-1).values.clamp_max(0)
+    q = np.abs(points - _BOX_CENTRE) - _BOX_HALF
+    return np.linalg.norm(np.maximum(q, 0), axis=-1) + np.minimum(q.max(-1), 0)
 
 
 class HeadModel:
     def __init__(self, header, arrays, path=None):
         self.path = path
+        self.header = header
+        self.arrays = arrays  # the model file's arrays: torch's reference network is built from them too
         self.config = header["config"]
         self.hash = header["hash"]
         self.expression_names = list(header["expression_names"])
@@ -41,13 +42,10 @@ class HeadModel:
         self.regions = {name: [i for i, r in enumerate(part_regions) if r == name] for name in header["regions"]}
         self.training = header.get("training", {})
         self.codes = arrays["codes"]
-        self.network = ImHeadNetwork(self.config, arrays["template_keypoints"])
         try:
-            self.network.load_state_dict(arrays_state_dict(arrays))
-        except RuntimeError as exc:
-            raise ModelFileError(f"{path}: weights do not match the model configuration: {exc}") from exc
-        self.network.eval()
-        self.network.requires_grad_(False)
+            self.network = NumpyNetwork(self.config, arrays)
+        except ModelFileError as exc:
+            raise ModelFileError(f"{path}: {exc}") from exc
         self._memo = None  # (key, LatticeMemo): see _unedited_memo
 
     @classmethod
@@ -73,20 +71,22 @@ class HeadModel:
         coefficients = np.random.default_rng(seed).standard_normal(len(axes)).astype(np.float32)
         return mean + scale * coefficients @ axes
 
-    def _code_tensor(self, identity):
-        code = torch.as_tensor(np.asarray(identity, np.float32)).reshape(1, -1)
+    def _code(self, identity):
+        """The identity as a (1, code_dim) float32 array."""
+        code = np.asarray(identity, np.float32).reshape(1, -1)
         if code.shape[1] != self.config.code_dim:
             raise ImHeadError(f"identity code has {code.shape[1]} values, this model needs {self.config.code_dim}")
         return code
 
-    def _expression_tensor(self, expression):
+    def _expression(self, expression):
+        """The expression as a (1, n_expressions) float32 array; None for none or the neutral one."""
         if expression is None:
             return None
-        values = torch.as_tensor(np.asarray(expression, np.float32)).reshape(1, -1)
+        values = np.asarray(expression, np.float32).reshape(1, -1)
         if values.shape[1] != len(self.expression_names):
             raise ImHeadError(f"expression has {values.shape[1]} values, this model has "
                               f"{len(self.expression_names)} expressions")
-        return values if values.abs().sum() > 0 else None
+        return values if np.abs(values).sum() > 0 else None
 
     # --- queries ----------------------------------------------------------------------------------
     def _unedited(self, code):
@@ -102,17 +102,18 @@ class HeadModel:
         take the re-regressed keypoints; the others keep the unedited head's.
         """
         if local_offsets is None:
-            return local, keypoints, torch.zeros(local.shape[1], dtype=torch.bool)
-        offsets = torch.as_tensor(np.asarray(local_offsets, np.float32))
+            return local, keypoints, np.zeros(local.shape[1], dtype=bool)
+        offsets = np.asarray(local_offsets, np.float32)
         if offsets.shape != local.shape[1:]:
             raise ImHeadError(f"local offsets have shape {tuple(offsets.shape)}, this model needs "
                               f"{tuple(local.shape[1:])}")
-        edited = offsets.abs().sum(-1) > 0
+        edited = np.abs(offsets).sum(-1) > 0
         local = local + offsets
-        return local, torch.where(edited[None, :, None], self.network.keypoints(local), keypoints), edited
+        return local, np.where(edited[None, :, None], self.network.keypoints(local), keypoints), edited
 
     def sdf_function(self, identity, expression=None, n_parts=None, local_offsets=None, memo=None):
-        """A callable (N, 3) float32 tensor -> (N,) signed distance, for one head; no batching inside.
+        """A callable (N, 3) float32 array -> (N,) signed distance, for one head; no batching inside, safe
+        to call from several threads at once.
 
         local_offsets: optional (K, L) additions to the head's local codes (region edits, see editing.py).
         The edited head's field is blended into the unedited one by editing.edit_weight, so each point is
@@ -120,72 +121,64 @@ class HeadModel:
         memo: a LatticeMemo of the unedited head's field (this identity, expression and n_parts), for
         points on its lattice only: the unedited field is looked up there, and what is computed is added.
         """
-        code = self._code_tensor(identity)
-        expression = self._expression_tensor(expression)
+        code = self._code(identity)
+        expression = self._expression(expression)
         net = self.network
         local, extra, keypoints = self._unedited(code)
         edited_local, edited_keypoints, edited = self._edited(local, keypoints, local_offsets)
-        edit_centres = torch.cat([keypoints[0, edited], edited_keypoints[0, edited]])
+        edit_centres = np.concatenate([keypoints[0, edited], edited_keypoints[0, edited]])
 
         def identity_sdf(points, local, keypoints):
             if len(points) == 0:
-                return points.new_zeros(0)
+                return np.zeros(0, np.float32)
             return net.identity_sdf(points[None], local, keypoints, extra, n_parts)[0]
 
         def unedited(points, slots):
             if slots is None:
                 return identity_sdf(points, local, keypoints)
-            values = torch.from_numpy(memo.recall(slots))
-            missing = torch.isnan(values)
+            values = memo.recall(slots)
+            missing = np.isnan(values)
             values[missing] = identity_sdf(points[missing], local, keypoints)
-            memo.remember(slots[missing.numpy()], values[missing].numpy())
+            memo.remember(slots[missing], values[missing])
             return values
 
-        @denormals_flushed()
         def sdf(points):
-            slots = None if memo is None else memo.slots(points.numpy())
+            points = np.asarray(points, np.float32)
+            slots = None if memo is None else memo.slots(points)
             if expression is not None:
                 points = net.warp_to_canonical(points[None], code, expression)[0]
             if not edited.any():
                 return unedited(points, slots)
             weight = edit_weight(points, keypoints[0, ~edited], edit_centres)
-            values = points.new_zeros(len(points))
+            values = np.zeros(len(points), np.float32)
             plain, touched = weight < 1, weight > 0
-            values[plain] = unedited(points[plain], None if slots is None else slots[plain.numpy()])
-            values[touched] = torch.lerp(values[touched], identity_sdf(points[touched], edited_local, edited_keypoints),
-                                         weight[touched])
+            values[plain] = unedited(points[plain], None if slots is None else slots[plain])
+            values[touched] += weight[touched] * (identity_sdf(points[touched], edited_local, edited_keypoints)
+                                                  - values[touched])
             return values
         return sdf
 
-    @torch.no_grad()
     def sdf(self, points, identity, expression=None, n_parts=None, local_offsets=None):
         """(N,) float32 signed distance of model-frame points (N, 3)."""
         function = self.sdf_function(identity, expression, n_parts, local_offsets)
-        points = torch.as_tensor(np.asarray(points, np.float32))
-        return torch.cat([function(chunk) for chunk in points.split(QUERY_BATCH)]).numpy()
+        return parallel.in_batches(function, np.asarray(points, np.float32))
 
-    @torch.no_grad()
     def keypoints(self, identity, local_offsets=None):
         """(K, 3) keypoints of a head, model frame (with local_offsets: of the edited head)."""
-        local, _, keypoints = self._unedited(self._code_tensor(identity))
-        return self._edited(local, keypoints, local_offsets)[1][0].numpy()
+        local, _, keypoints = self._unedited(self._code(identity))
+        return self._edited(local, keypoints, local_offsets)[1][0]
 
-    @torch.no_grad()
     def local_codes(self, identity):
-        local, _ = self.network.split_code(self._code_tensor(identity))
-        return local[0].numpy()
+        local, _ = self.network.split_code(self._code(identity))
+        return local[0]
 
-    @torch.no_grad()
-    @denormals_flushed()
     def warp(self, points, identity, expression):
         """Observed points (N, 3) -> canonical points (N, 3) for an expression."""
-        code = self._code_tensor(identity)
-        values = torch.as_tensor(np.asarray(expression, np.float32)).reshape(1, -1)
-        points = torch.as_tensor(np.asarray(points, np.float32))
-        return torch.cat([self.network.warp_to_canonical(chunk[None], code, values)[0]
-                          for chunk in points.split(QUERY_BATCH)]).numpy()
+        code = self._code(identity)
+        values = np.asarray(expression, np.float32).reshape(1, -1)
+        return parallel.in_batches(lambda chunk: self.network.warp_to_canonical(chunk[None], code, values)[0],
+                          np.asarray(points, np.float32))
 
-    @torch.no_grad()
     def extract_mesh(self, identity, expression=None, resolution=128, progress=None, n_parts=None,
                      local_offsets=None, remember=False):
         """The head's surface as a SurfaceMesh in the model frame (closed, outward normals).
@@ -199,15 +192,15 @@ class HeadModel:
         """
         memo = self._unedited_memo(identity, expression, n_parts, resolution) if remember else None
         field = self.sdf_function(identity, expression, n_parts, local_offsets, memo)
-        return extract_surface(lambda points: torch.maximum(field(points), box_sdf(points)), resolution,
+        return extract_surface(lambda points: np.maximum(field(points), box_sdf(points)), resolution,
                                HEAD_BOUNDS, progress=progress)
 
     def _unedited_memo(self, identity, expression, n_parts, resolution):
         """The LatticeMemo of the unedited head on the lattice of `resolution`: the last one if that was
         of this head (outside an edit's fade the field is the unedited one), else a new one."""
-        expression = self._expression_tensor(expression)
-        key = (self._code_tensor(identity).numpy().tobytes(),
-               None if expression is None else expression.numpy().tobytes(), n_parts, int(resolution))
+        expression = self._expression(expression)
+        key = (self._code(identity).tobytes(), None if expression is None else expression.tobytes(), n_parts,
+               int(resolution))
         if self._memo is None or self._memo[0] != key:
             self._memo = (key, LatticeMemo(Grid(resolution, HEAD_BOUNDS)))
         return self._memo[1]

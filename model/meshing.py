@@ -8,17 +8,17 @@ distance d < |v| / lipschitz (the field changes by at most lipschitz per unit le
 is evaluated, and at the finest level so is every corner of a cell the surface crosses, so marching
 cubes sees exactly the values the dense grid would have there.
 
-A field is `sdf_fn(points)`: a torch tensor (N, 3) float32 -> (N,) signed distances, negative inside.
+A field is `sdf_fn(points)`: a numpy array (N, 3) float32 -> (N,) signed distances, negative inside. It
+is called from parallel.threads() worker threads at once.
 Meshes come out in the field's frame, faces wound so that their normals point outward.
 """
 import itertools
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
+from . import parallel
 from .marching_cubes import marching_cubes
 
 # A learned field is only roughly 1-Lipschitz. 1.5 is the smallest factor that certified no wrong sign
@@ -110,10 +110,9 @@ class LatticeMemo:
 class _FieldSampler:
     """Evaluates the field at lattice indices in batches, reporting progress.
 
-    With n > 1 torch threads, n batches run at once, each in a worker thread that runs torch on one
-    thread: the network's many small per-part matmuls gain little from threads inside one call (1.2x
-    on 2 cores) and more from calls side by side (128^3 on 2 cores: 0.54 -> 0.50 s). A context
-    manager: on leaving, the workers stop and the caller's torch thread count is put back.
+    Batches run side by side on parallel.threads() workers, each on one thread: the network's many
+    small per-part matmuls gain little from threads inside one call and more from calls side by side.
+    A context manager: on leaving, the workers stop.
     """
 
     def __init__(self, sdf_fn, grid, batch_size, progress):
@@ -122,24 +121,18 @@ class _FieldSampler:
         self.batch_size = int(batch_size)
         self.progress = progress
         self.span = (0.0, 1.0)  # the share of the whole job this call's points stand for
-        self.threads = torch.get_num_threads()
-        self.pool = None
+        self.threads = parallel.threads()
+        self._workers = parallel.worker_map()
 
     def __enter__(self):
-        if self.threads > 1:
-            self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="imhead-field",
-                                           initializer=torch.set_num_threads, initargs=(1,))
+        self.map = self._workers.__enter__()
         return self
 
     def __exit__(self, *exc):
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            torch.set_num_threads(self.threads)  # the workers' setting is process-wide
+        return self._workers.__exit__(*exc)
 
     def _evaluate(self, index):
-        with torch.no_grad():
-            out = self.sdf_fn(torch.from_numpy(self.grid.points(index)))
-            return out.detach().reshape(-1).to(device="cpu", dtype=torch.float32).numpy()
+        return np.asarray(self.sdf_fn(self.grid.points(index)), np.float32).reshape(-1)
 
     def __call__(self, index):
         values = np.empty(len(index), dtype=np.float32)
@@ -147,11 +140,7 @@ class _FieldSampler:
         rounds = max(1, -(-len(index) // (self.batch_size * self.threads)))
         size = max(1, -(-len(index) // (rounds * self.threads)))
         starts = range(0, len(index), size)
-        if self.pool is None:
-            batches = (self._evaluate(index[start:start + size]) for start in starts)
-        else:
-            futures = [self.pool.submit(self._evaluate, index[start:start + size]) for start in starts]
-            batches = (future.result() for future in futures)
+        batches = self.map(self._evaluate, [index[start:start + size] for start in starts])
         start_fraction, end_fraction = self.span
         for start, batch in zip(starts, batches):  # raising here (a cancel) leaves the rest to __exit__
             stop = start + len(batch)

@@ -81,8 +81,3 @@ def load_model_file(path):
 
 def state_dict_arrays(state_dict):
     return {f"param/{name}": t.detach().cpu().numpy().astype(np.float32) for name, t in state_dict.items()}
-
-
-def arrays_state_dict(arrays):
-    import torch
-    return {name[len("param/"):]: torch.from_numpy(a) for name, a in arrays.items() if name.startswith("param/")}

@@ -1,5 +1,8 @@
-"""The imHead network: identity field (decomposition, keypoints, local parts, blending, FusionNet)
-and the expression warp. Maps tensors to tensors; no losses, data or files here.
+"""The imHead network on torch: identity field (decomposition, keypoints, local parts, blending,
+FusionNet) and the expression warp. Maps tensors to tensors; no losses, data or files here.
+
+What training optimizes, and the reference that numpy_network.NumpyNetwork (what runs in Blender,
+without torch) is tested against.
 
 Shapes: B heads, N points per head, K parts, L local code size.
 """
@@ -12,6 +15,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from .config import ModelConfig
+from .errors import ModelFileError
 
 _flushing = threading.local()
 
@@ -209,3 +213,15 @@ class ImHeadNetwork(nn.Module):
         if expression is not None:
             points = self.warp_to_canonical(points, codes, expression)
         return self.identity_sdf(points, local, self.keypoints(local), extra, n_parts)
+
+
+def network_from_model_file(header, arrays):
+    """The torch network of a loaded model file (modelfile.load_model_file's header and arrays), in eval
+    mode: to train further, or as the reference."""
+    net = ImHeadNetwork(header["config"], arrays["template_keypoints"])
+    try:
+        net.load_state_dict({name[len("param/"):]: torch.from_numpy(a) for name, a in arrays.items()
+                             if name.startswith("param/")})
+    except RuntimeError as exc:
+        raise ModelFileError(f"weights do not match the model configuration: {exc}") from exc
+    return net.eval()

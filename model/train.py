@@ -19,8 +19,8 @@ from .build_dataset import build_dataset
 from .config import make_config
 from .data_paths import cache_dir
 from .errors import ImHeadError
-from .modelfile import save_model_file, state_dict_arrays
-from .network import ImHeadNetwork, denormals_flushed
+from .modelfile import load_model_file, save_model_file, state_dict_arrays
+from .network import ImHeadNetwork, denormals_flushed, network_from_model_file
 
 TRAIN_DEFAULTS = {
     "steps": 1000, "batch_heads": 8, "surface_points": 768, "near_points": 1024, "free_points": 512,
@@ -305,17 +305,15 @@ def main(argv=None):
 @denormals_flushed()
 def warp_only(config, path, progress=None):
     """The second stage on a model file written by the first (what train() does after its main loop)."""
-    from .head_model import HeadModel
     settings = config["train"]
     if settings["threads"]:
         torch.set_num_threads(settings["threads"])
     device = torch.device(settings["device"])
-    model = HeadModel.load(path)
-    net = model.network.to(device)
-    net.requires_grad_(True)
+    header, arrays = load_model_file(path)
+    net = network_from_model_file(header, arrays).to(device)
     data = on_device(load_dataset(config["data"]), device)
-    codes = torch.as_tensor(model.codes, device=device)
-    summary = {k: v for k, v in model.training.items() if k != "config"}
+    codes = torch.as_tensor(arrays["codes"], device=device)
+    summary = {k: v for k, v in header.get("training", {}).items() if k != "config"}
     summary["warp_stage"] = train_warp(net, codes, data, settings, progress)
     save_trained_model(path, net.cpu(), codes.cpu(), data, config, summary)
     return summary

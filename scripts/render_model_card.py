@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 from checkout import bridge  # noqa: E402
 from demo import frame_head, setup_render, skin_material  # noqa: E402
-from model import HeadModel  # noqa: E402
+from model import HeadModel, parallel  # noqa: E402
 from model.build_dataset import test_identities  # noqa: E402
 from model.evaluate import scan_points  # noqa: E402
 from model.fit import fit  # noqa: E402
@@ -119,6 +119,7 @@ def main(argv=None):
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
+    parallel.set_threads(1)
     import bpy
 
     model = HeadModel.load(args.weights)

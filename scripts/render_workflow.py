@@ -13,14 +13,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 from render_model_card import grid, render_views, studio  # noqa: E402
-from model import HeadModel  # noqa: E402
+from model import HeadModel, parallel  # noqa: E402
 from model.editing import no_edit, random_region_codes, set_region  # noqa: E402
 from model.expressions import inverse_warp  # noqa: E402
 from model.frame import model_to_blender  # noqa: E402
@@ -100,7 +99,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(1)
+    parallel.set_threads(1)
     import bpy
 
     model = HeadModel.load(args.weights)

@@ -3,7 +3,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from model import HeadModel, ImHeadError
 from model import expressions
@@ -39,9 +38,8 @@ def head(tiny):
 def strong_warp(tiny_model):
     """The tiny model with its warp ten times as strong: displacements of millimetres to test the inverse."""
     model = HeadModel.load(tiny_model)
-    with torch.no_grad():
-        model.network.warp[-1].weight.mul_(10.0)
-        model.network.warp[-1].bias.mul_(10.0)
+    model.network.warp.weights[-1] *= 10.0
+    model.network.warp.biases[-1] *= 10.0
     return model
 
 

@@ -35,8 +35,8 @@ bpy.ops.extensions.package_install_files(filepath=sys.argv[1], repo="user_defaul
 bpy.context.preferences.addons[sys.argv[2]].preferences.preview_resolution = 64
 result["generate"] = sorted(bpy.ops.imhead.generate(seed=5, variation=1.0))
 
-import scipy, skimage, torch
-result["modules"] = [torch.__file__, scipy.__file__, skimage.__file__]
+import torch
+result["modules"] = [torch.__file__]
 mesh = bpy.context.active_object.data
 loop_edges = np.empty(len(mesh.loops), dtype=np.int32)
 mesh.loops.foreach_get("edge_index", loop_edges)

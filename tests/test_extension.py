@@ -26,7 +26,7 @@ def test_zip_is_valid_and_carries_only_the_add_on(extension_zip, tiny_model):
     with zipfile.ZipFile(extension_zip) as archive:
         assert "USC Institute for Creative Technologies" in archive.read("weights/ICT-FACE-MODEL-LICENSE.txt").decode()
     assert "__init__.py" in names and "model/frame.py" in names and "imhead_blender/heads.py" in names
-    for excluded in ("tests/", "bench/", "scripts/", "docs/", "configs/", ".ci/", ".venv", ".cache/", "dist/"):
+    for excluded in ("tests/", "bench/", "scripts/", "docs/", "configs/", "data/", ".ci/", ".venv", ".cache/", "dist/"):
         assert not any(name.startswith(excluded) for name in names), excluded
     assert "build.py" not in names and not any("__pycache__" in name for name in names)
     # The allowlist: the manifest, the add-on's modules and data, the weights with their licence, the wheels.

@@ -4,8 +4,8 @@ import time
 import numpy as np
 import pytest
 
-from model.data_paths import DATA_DIR_ENV, DataMissingError, ict_model_path
-from model.heads import EXCLUSIVE_EXPRESSIONS, SKIN, HeadData
+from model.data_paths import DATA_DIR_ENV, PROJECT_ROOT, DataMissingError, ict_model_path
+from model.heads import EXCLUSIVE_EXPRESSIONS, SKIN, HeadData, template_keypoints
 from model.samples import signed_distance
 
 MM = 0.005  # model units
@@ -85,6 +85,7 @@ def test_keypoints_are_symmetric_outer_skin_vertices_in_one_region_each(head_dat
     # Spread over the whole head: front and back, top and neck, both ears.
     assert keypoints[:, 1].max() > 0.4 and keypoints[:, 2].max() > 0.8 and keypoints[:, 2].min() < -0.4
     assert np.abs(keypoints[:, 0]).max() > 0.4
+    assert np.array_equal(template_keypoints(), keypoints)  # what other sources are aligned to
 
 
 def test_random_expressions_are_sparse_and_plausible(head_data):
@@ -108,9 +109,11 @@ def test_missing_data_is_a_clear_error_naming_the_path(tmp_path, monkeypatch):
     with pytest.raises(DataMissingError, match=str(tmp_path)) as error:
         HeadData()
     assert isinstance(error.value, FileNotFoundError)
-    assert "ict_face_model_light.npz" in str(error.value)
+    assert str(tmp_path / "ict-face-model" / "ict_face_model_light.npz") in str(error.value)
 
 
-def test_data_path_defaults_to_shared_beside_the_project(monkeypatch):
+def test_data_is_read_from_the_repository_with_its_licence(monkeypatch):
     monkeypatch.delenv(DATA_DIR_ENV, raising=False)
-    assert ict_model_path().parts[-4:] == ("shared", "data", "ict-face-model", "ict_face_model_light.npz")
+    path = ict_model_path()
+    assert path.parent == PROJECT_ROOT / "data" / "ict-face-model"
+    assert "MIT License" in (path.parent / "LICENSE").read_text()

@@ -24,14 +24,21 @@ CHUNK_PAIRS = POINT_BATCH * 6
 # Pairs whose tape is kept from the forward pass to the backward (about 10,000 points of the bundled
 # model, 110 MB); the chunks beyond are run forward again inside backward, one at a time.
 KEPT_PAIRS = 65536
+# The softplus slopes below sigmoid(-20) = 2e-9 are dropped (as 1 - 2e-9 rounds to 1 above t = 20): the
+# backward pass multiplies a gradient by one slope per layer, and slopes down to sigmoid(-60) = 9e-27
+# made products below float32's normal range, which x86 CPUs compute several times slower (the warp's
+# backward took 7x longer on them; torch flushes them, numpy cannot). No gradient changes by more than
+# 2e-9 of its size per layer.
+SLOPE_FLOOR = 20.0
 
 
 def softplus_with_slope(t):
     """numpy_network.scaled_softplus(t) (overwriting t) and its derivative sigmoid(t), as torch's softplus
     backward computes it: z / (z + 1) of z = exp(t), which is 1 in float32 above the threshold (where
-    softplus is t itself, slope 1)."""
+    softplus is t itself, slope 1). Below t = -SLOPE_FLOOR the slope (< 2e-9) is 0."""
     z = np.exp(np.clip(t, *SOFTPLUS_RANGE))
     slope = z / (z + np.float32(1.0))
+    np.multiply(slope, t >= -SLOPE_FLOOR, out=slope)  # (a masked assignment is 10x slower)
     np.log1p(z, out=z)
     return np.maximum(t, z, out=t), slope
 

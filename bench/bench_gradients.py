@@ -9,9 +9,12 @@ expression (the rigid alignment). For each, alternating, `--repeats` times: nump
 (NumpyNetwork), numpy's forward and backward (sdf_and_vjp, then backward), torch's forward without
 gradients and torch's forward and backward (gradients of points, code and expression; parameters frozen,
 denormals flushed, as fit.py runs it). Prints median and best wall seconds, and numpy / torch ratios.
-`--threads` sets both numpy's BLAS threads and torch's.
+`--threads` sets both numpy's BLAS threads and torch's. Prints the OpenBLAS kernels numpy runs: on a CPU
+that OpenBLAS does not recognise (a virtual machine's masked model) it falls back to generic ones
+("Prescott"), 2-4x slower on these matmuls; OPENBLAS_CORETYPE=SkylakeX (say) sets them.
 """
 import argparse
+import ctypes
 import os
 import statistics
 import sys
@@ -45,6 +48,19 @@ def set_blas_threads(count):
         parallel._FUNCTIONS[1](count)
 
 
+def openblas_core():
+    """The name of the kernels numpy's OpenBLAS runs, or "unknown"."""
+    for folder in parallel._LIBRARY_DIRS:
+        for path in sorted(folder.glob("*openblas*")) if folder.is_dir() else ():
+            library = ctypes.CDLL(str(path))
+            for name in ("openblas_get_corename64_", "openblas_get_corename", "scipy_openblas_get_corename64_"):
+                function = getattr(library, name, None)
+                if function is not None:
+                    function.restype = ctypes.c_char_p
+                    return function().decode()
+    return "unknown"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(ROOT / "weights" / "imhead.npz"))
@@ -64,7 +80,7 @@ def main():
     expression = np.random.default_rng(args.seed).uniform(0, 0.5, (1, c.expression_dim)).astype(np.float32)
     upstream = np.random.default_rng(args.seed + 1).standard_normal(points.shape[:2]).astype(np.float32)
     print(f"model {args.model} ({model.hash[:12]}, blend_parts {c.blend_parts}), {args.points} points, "
-          f"{args.threads} thread(s), {args.repeats} repeats, load average "
+          f"{args.threads} thread(s), OpenBLAS {openblas_core()}, torch {torch.__version__}, {args.repeats} repeats, load average "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
     def numpy_forward(expr, n_parts):

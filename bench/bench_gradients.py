@@ -80,7 +80,8 @@ def main():
     expression = np.random.default_rng(args.seed).uniform(0, 0.5, (1, c.expression_dim)).astype(np.float32)
     upstream = np.random.default_rng(args.seed + 1).standard_normal(points.shape[:2]).astype(np.float32)
     print(f"model {args.model} ({model.hash[:12]}, blend_parts {c.blend_parts}), {args.points} points, "
-          f"{args.threads} thread(s), OpenBLAS {openblas_core()}, torch {torch.__version__}, {args.repeats} repeats, load average "
+          f"{args.threads} thread(s), OpenBLAS {openblas_core()}, torch {torch.__version__}, {args.repeats} repeats, "
+          f"load average "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
     def numpy_forward(expr, n_parts):

@@ -300,11 +300,16 @@ def sdf_and_vjp(network, points, codes, expression=None, n_parts=None):
     tapes = []
     for start, stop in chunks:
         sdf[:, start:stop], chunk_backward = chunk_forward(start, stop)
-        tapes.append(chunk_backward if (stop * n * B) <= max(KEPT_PAIRS, step * n * B) else None)
+        kept = start == 0 or stop * n * B <= KEPT_PAIRS  # the first chunk's always: one chunk is never run twice
+        tapes.append(chunk_backward if kept else None)
         del chunk_backward
+    used = []
 
     def backward(upstream):
-        upstream = np.asarray(upstream, np.float32)
+        if used:
+            raise RuntimeError("backward may be called once: its tapes are freed")
+        used.append(True)
+        upstream = np.asarray(upstream, np.float32).reshape(B, N)
         d_points = np.empty_like(points)
         d_keypoints = np.zeros((B, c.n_parts, 3), np.float64)
         d_group_bias = np.zeros(group_bias.shape, np.float64)
@@ -317,7 +322,7 @@ def sdf_and_vjp(network, points, codes, expression=None, n_parts=None):
             d_group_bias += d_g
             if d_w is not None:
                 d_warp_bias += d_w
-        tapes.clear()  # backward may be called once: free the tapes
+        tapes.clear()
         # The per-head quantities back to the codes.
         d_group_bias = d_group_bias.astype(np.float32).reshape(B, c.n_parts, -1)
         d_cond = np.einsum("bkw,kcw->bkc", d_group_bias, network.part_cond_weight)

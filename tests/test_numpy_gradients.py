@@ -116,6 +116,8 @@ def test_chunked_and_recomputed_tapes_give_the_same_gradients(monkeypatch):
     upstream = rng.standard_normal((2, 1000)).astype(np.float32)
     sdf, backward = sdf_and_vjp(runtime, points, codes, expression)
     whole = backward(upstream)
+    with pytest.raises(RuntimeError, match="called once"):
+        backward(upstream)
     monkeypatch.setattr(numpy_gradients, "CHUNK_PAIRS", 4 * 64)
     monkeypatch.setattr(numpy_gradients, "KEPT_PAIRS", 4 * 64 * 2 * 3)
     chunked_sdf, chunked_backward = sdf_and_vjp(runtime, points, codes, expression)

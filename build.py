@@ -1,23 +1,18 @@
-"""Build the installable extension: one zip for one platform, with the weights and the wheels.
+"""Build the installable extension: one zip for every platform and every Blender from 4.2 LTS to 5.3.
 
-    python build.py [--platform linux-x64] [--weights weights/imhead.npz] [--output-dir dist]
+    python build.py [--weights weights/imhead.npz] [--output-dir dist]
 
-Blender's own extension builder (blender_ext.py, shipped inside the bpy package) does the
-packing and the validation. A stock Blender has numpy but neither torch nor scikit-image: the
-zip carries them as cp311 wheels for its platform (the manifest's `wheels`), which Blender
-unpacks itself when the extension is installed, with no network.
+What runs inside Blender is Python on numpy, which every Blender ships (1.26 in 4.x, 2.x in 5.x), so
+the zip carries no wheels and names no platform: the same file installs on Linux, Windows and macOS,
+under Python 3.11 and 3.13.
 
-Steps: the add-on's files (ADDON_PATHS, an allowlist), the weights with their licences and the
-platform's wheels are copied into a staging folder, with a manifest naming the platform, the
-wheels and, in its [build] `paths`, every file that travels; the staging folder is built into the
-zip, which is then validated. Wheels are downloaded
-once per platform into .cache/wheels/<platform>/ (the machine's own platform offline here,
-from pip's local wheel folders).
+Blender's own extension builder (blender_ext.py, shipped inside the bpy package) does the packing and
+the validation. Steps: the add-on's files (ADDON_PATHS, an allowlist) and the weights with their
+licences are copied into a staging folder, with a manifest whose [build] `paths` name every file that
+travels; the staging folder is built into the zip, which is then validated.
 """
 import argparse
 import importlib.util
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -31,40 +26,14 @@ DEFAULT_WEIGHTS = ROOT / "weights" / "imhead.npz"
 # The weights are learned from the ICT Face Model (MIT licence): its licence travels with them.
 WEIGHTS_LICENCE = ROOT / "weights" / "ICT-FACE-MODEL-LICENSE.txt"
 CACHE_DIR = ROOT / ".cache"
-# What travels besides the weights and wheels: the add-on's packages, only their Python modules and
-# JSON data. An allowlist, so that nothing else lying in the tree (a scan, a .blend, caches) travels.
+# What travels besides the weights: the add-on's packages, only their Python modules and JSON data. An
+# allowlist, so that nothing else lying in the tree (a scan, a .blend, caches) travels.
 ADDON_PATHS = ("__init__.py", "model", "imhead_blender", "operators", "panels")
 ADDON_SUFFIXES = {".py", ".json"}
-
-# What model/ needs at run time beyond a stock Blender's Python (3.11 with numpy), measured in a
-# Python that has only bpy by running every operator (tests/test_fresh_blender.py; README,
-# "Dependencies inside Blender"): torch, for Fit to Scan's gradients only (the rest runs on numpy).
-# sympy and mpmath: torch's optimizers import torch._dynamo, which imports sympy (without them Fit to
-# Scan failed in every stock Blender).
-PYTHON_VERSION = "3.11"
-TORCH_VERSION = "2.13.0"
-WHEELS = ("typing_extensions==4.16.0", "sympy==1.14.0", "mpmath==1.3.0")
-
-# Blender platform -> (pip platform tags, torch release). PyPI's Linux torch is a CUDA build of
-# several GB; the CPU build (a local "+cpu" release) is named exactly so pip never substitutes it.
-# Not served: macos-x64 (torch has no Intel-Mac wheels since 2.2) and linux-arm64 (PyPI's aarch64
-# torch 2.13 is a CUDA build). torch 2.13 for macOS needs macOS 14 or newer.
-PLATFORMS = {
-    "linux-x64": (("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"), f"{TORCH_VERSION}+cpu"),
-    "windows-x64": (("win_amd64",), TORCH_VERSION),
-    "macos-arm64": (("macosx_14_0_arm64",), TORCH_VERSION),
-}
 
 
 class BuildError(Exception):
     """A build step failed; the message says which and why."""
-
-
-def this_platform():
-    """The Blender platform name of this machine (as blender_ext names it)."""
-    machine = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64"}.get(platform.machine().lower(), platform.machine().lower())
-    system = {"darwin": "macos"}.get(platform.system().lower(), platform.system().lower())
-    return f"{system}-{machine}"
 
 
 def blender_ext_cli():
@@ -92,47 +61,6 @@ def validate(path):
     run_blender_ext("validate", str(path))
 
 
-def platform_requirements(blender_platform):
-    _, torch_release = PLATFORMS[blender_platform]
-    return [f"torch=={torch_release}", *WHEELS]
-
-
-def fetch_wheels(blender_platform, cache_dir=CACHE_DIR):
-    """The platform's wheels, downloaded once into the cache (again when the list above changes)."""
-    if blender_platform not in PLATFORMS:
-        raise BuildError(f"unknown platform {blender_platform!r}; known: {', '.join(PLATFORMS)}")
-    pip_platforms, _ = PLATFORMS[blender_platform]
-    requirements = platform_requirements(blender_platform)
-    wheel_dir = Path(cache_dir) / "wheels" / blender_platform
-    stamp = wheel_dir / "requirements.txt"
-    if stamp.is_file() and stamp.read_text().split() == requirements:
-        return sorted(wheel_dir.glob("*.whl"))
-    # Downloaded beside the cache entry and then swapped in, so that builds running at the same
-    # time never see a half-filled folder.
-    wheel_dir.parent.mkdir(parents=True, exist_ok=True)
-    download_dir = Path(tempfile.mkdtemp(prefix=f".{blender_platform}-", dir=wheel_dir.parent))
-    command = [
-        sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-        "--python-version", PYTHON_VERSION, "--implementation", "cp",
-        "--abi", "cp" + PYTHON_VERSION.replace(".", ""), "--abi", "abi3", "--abi", "none",
-        *[arg for tag in pip_platforms for arg in ("--platform", tag)],
-        "--dest", str(download_dir), *requirements,
-    ]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        shutil.rmtree(download_dir)
-        raise BuildError(
-            f"could not get the {blender_platform} wheels ({' '.join(requirements)}):\n{result.stderr}"
-        )
-    (download_dir / stamp.name).write_text("\n".join(requirements) + "\n")
-    shutil.rmtree(wheel_dir, ignore_errors=True)
-    try:
-        download_dir.rename(wheel_dir)
-    except OSError:  # another build swapped in the same wheels first
-        shutil.rmtree(download_dir)
-    return sorted(wheel_dir.glob("*.whl"))
-
-
 def addon_files(root=ROOT):
     """The add-on's files under ADDON_PATHS, relative to `root`, "/"-separated and sorted."""
     files = []
@@ -146,50 +74,33 @@ def addon_files(root=ROOT):
     return sorted(files)
 
 
-def manifest_for_platform(manifest_text, blender_platform, wheel_names, paths):
-    """The source manifest with `platforms` and `wheels` for one platform added as top-level keys, and
-    a [build] table whose `paths` name every file that travels (the manifest and wheels are implicit)."""
-    generated = (
-        f'platforms = ["{blender_platform}"]\n'
-        "wheels = [\n" + "".join(f'    "./wheels/{name}",\n' for name in wheel_names) + "]\n\n"
-    )
-    # Top-level keys must come before the first table ("[permissions]", ...).
-    head, table, tail = manifest_text.partition("\n[")
-    text = (head + "\n\n" + generated + table.lstrip("\n") + tail).rstrip("\n") + "\n\n[build]\npaths = [\n"
-    text += "".join(f'    "{path}",\n' for path in paths) + "]\n"
-    parsed = tomllib.loads(text)
-    if parsed["platforms"] != [blender_platform] or len(parsed["wheels"]) != len(wheel_names):
-        raise BuildError(f"the generated manifest for {blender_platform} does not read back as written")
+def manifest_for_build(manifest_text, paths):
+    """The source manifest with a [build] table whose `paths` name every file that travels (the manifest
+    itself is implicit)."""
+    text = manifest_text.rstrip("\n") + "\n\n[build]\npaths = [\n" + "".join(f'    "{path}",\n' for path in paths) + "]\n"
+    if tomllib.loads(text)["build"]["paths"] != list(paths):
+        raise BuildError("the generated manifest does not read back as written")
     return text
 
 
-def link_or_copy(source, target):
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
-
-
-def build(blender_platform, weights=DEFAULT_WEIGHTS, output_dir=ROOT / "dist", cache_dir=CACHE_DIR):
-    """Build and validate the extension zip for `blender_platform`; returns its path."""
+def build(weights=DEFAULT_WEIGHTS, output_dir=ROOT / "dist", cache_dir=CACHE_DIR):
+    """Build and validate the extension zip; returns its path."""
     weights = Path(weights)
     if not weights.is_file():
         raise BuildError(
             f"no model file at {weights}: train one first (python -m model.train --config "
             "configs/compact.json --out weights/imhead.npz) or name another with --weights PATH"
         )
-    wheels = fetch_wheels(blender_platform, cache_dir)
     version = tomllib.loads((ROOT / MANIFEST).read_text())["version"]
-
     (Path(cache_dir) / "build").mkdir(parents=True, exist_ok=True)
-    stage_root = Path(tempfile.mkdtemp(prefix=f"{blender_platform}-", dir=Path(cache_dir) / "build"))
+    stage_root = Path(tempfile.mkdtemp(prefix="stage-", dir=Path(cache_dir) / "build"))
     try:
-        return _build_in(stage_root, blender_platform, weights, wheels, Path(output_dir), version)
+        return _build_in(stage_root, weights, Path(output_dir), version)
     finally:
         shutil.rmtree(stage_root)
 
 
-def _build_in(stage_root, blender_platform, weights, wheels, output_dir, version):
+def _build_in(stage_root, weights, output_dir, version):
     stage = stage_root / "imhead"
     files = addon_files()
     for name in files:
@@ -200,15 +111,10 @@ def _build_in(stage_root, blender_platform, weights, wheels, output_dir, version
     shutil.copyfile(weights, stage / "weights" / "imhead.npz")
     shutil.copyfile(WEIGHTS_LICENCE, stage / "weights" / WEIGHTS_LICENCE.name)
     files += ["weights/imhead.npz", f"weights/{WEIGHTS_LICENCE.name}"]
-    (stage / "wheels").mkdir()
-    for wheel in wheels:
-        link_or_copy(wheel, stage / "wheels" / wheel.name)
-    (stage / MANIFEST).write_text(
-        manifest_for_platform((ROOT / MANIFEST).read_text(), blender_platform, [w.name for w in wheels], files)
-    )
+    (stage / MANIFEST).write_text(manifest_for_build((ROOT / MANIFEST).read_text(), files))
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    package = output_dir / f"imhead-{version}-{blender_platform}.zip"
+    package = output_dir / f"imhead-{version}.zip"
     run_blender_ext("build", "--source-dir", str(stage), "--output-filepath", str(package))
     validate(package)
     return package
@@ -216,18 +122,16 @@ def _build_in(stage_root, blender_platform, weights, wheels, output_dir, version
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--platform", default=this_platform(), choices=sorted(PLATFORMS),
-                        help="the Blender platform to build for (default: this machine's)")
     parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS),
                         help="the model file to bundle (default: weights/imhead.npz)")
     parser.add_argument("--output-dir", default=str(ROOT / "dist"), help="where the zip goes (default: dist/)")
     args = parser.parse_args(argv)
     try:
-        package = build(args.platform, args.weights, args.output_dir)
+        package = build(args.weights, args.output_dir)
     except BuildError as error:
         print(f"build.py: {error}", file=sys.stderr)
         return 1
-    print(f"{package} ({package.stat().st_size / 1e6:.0f} MB)")
+    print(f"{package} ({package.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 

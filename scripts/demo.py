@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from build import DEFAULT_WEIGHTS, BuildError, build, this_platform  # noqa: E402
+from build import DEFAULT_WEIGHTS, BuildError, build  # noqa: E402
 
 ADDON_MODULE = "bl_ext.user_default.imhead"
 SKIN = (0.58, 0.38, 0.29, 1.0)
@@ -99,7 +99,7 @@ def main(argv=None):
 
     started = time.perf_counter()
     try:
-        package = build(this_platform(), args.weights)
+        package = build(args.weights)
     except BuildError as error:
         raise SystemExit(f"demo: {error}")
     print(f"built {package.name} in {time.perf_counter() - started:.0f} s")

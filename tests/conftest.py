@@ -19,14 +19,6 @@ ADDON_MODULE = "bl_ext.user_default.imhead"
 _BLENDER_USER_DIR = tempfile.mkdtemp(prefix="imhead-blender-user-")
 os.environ["BLENDER_USER_RESOURCES"] = _BLENDER_USER_DIR
 
-# Installing the extension unpacks its bundled wheels (torch, scipy, scikit-image) into the
-# Blender user folder, which Blender puts first on sys.path. This process keeps the virtualenv's
-# copies, imported before any install, so that every test sees the same libraries; the bundled
-# wheels are proven in a Blender that has nothing else (test_fresh_blender.py).
-import scipy  # noqa: E402,F401
-import skimage  # noqa: E402,F401
-import torch  # noqa: E402,F401
-
 
 def pytest_unconfigure(config):
     shutil.rmtree(_BLENDER_USER_DIR, ignore_errors=True)
@@ -52,13 +44,12 @@ def tiny_model(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def extension_zip(tiny_model, tmp_path_factory):
-    """The extension for this machine's platform, built by build.py with the tiny model bundled."""
+    """The extension, built by build.py with the tiny model bundled."""
     output_dir = tmp_path_factory.mktemp("dist")
     result = build_extension(tiny_model, output_dir)
     assert result.returncode == 0, result.stderr
     (package,) = output_dir.glob("imhead-*.zip")
-    yield package
-    package.unlink()  # a quarter of a GB: pytest keeps its temporary folders around
+    return package
 
 
 @pytest.fixture(scope="session")

@@ -48,8 +48,8 @@ def install_seconds(package, module):
 
 
 def uninstall(name):
-    bpy.ops.extensions.package_uninstall(repo_index=bpy.context.preferences.extensions.repos.find("user_default"),
-                                         pkg_id=name)
+    repo = next(r for r in bpy.context.preferences.extensions.repos if r.module == "user_default")
+    bpy.ops.extensions.package_uninstall(repo_directory=repo.directory, pkg_id=name)
 
 
 def main():

@@ -233,11 +233,12 @@ def sdf_and_vjp(network, points, codes, expression=None, n_parts=None):
     The reference the numpy backward pass and the fit on it are tested against."""
     inputs = [torch.tensor(np.asarray(a), dtype=torch.float32, requires_grad=True)
               for a in (points, codes) + (() if expression is None else (expression,))]
-    with torch.enable_grad():
+    with torch.enable_grad(), denormals_flushed():
         sdf = network(*inputs[:2], inputs[2] if expression is not None else None, n_parts)
 
     def backward(upstream):
-        gradients = torch.autograd.grad(sdf, inputs, torch.as_tensor(np.asarray(upstream), dtype=torch.float32))
+        with denormals_flushed():
+            gradients = torch.autograd.grad(sdf, inputs, torch.as_tensor(np.asarray(upstream), dtype=torch.float32))
         gradients = [g.numpy() for g in gradients]
         return gradients[0], gradients[1], gradients[2] if expression is not None else None
     return sdf.detach().numpy(), backward

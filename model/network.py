@@ -10,6 +10,7 @@ import math
 import threading
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -225,3 +226,18 @@ def network_from_model_file(header, arrays):
     except RuntimeError as exc:
         raise ModelFileError(f"weights do not match the model configuration: {exc}") from exc
     return net.eval()
+
+
+def sdf_and_vjp(network, points, codes, expression=None, n_parts=None):
+    """numpy_gradients.sdf_and_vjp by autograd on a torch network: the same contract, numpy in and out.
+    The reference the numpy backward pass and the fit on it are tested against."""
+    inputs = [torch.tensor(np.asarray(a), dtype=torch.float32, requires_grad=True)
+              for a in (points, codes) + (() if expression is None else (expression,))]
+    with torch.enable_grad():
+        sdf = network(*inputs[:2], inputs[2] if expression is not None else None, n_parts)
+
+    def backward(upstream):
+        gradients = torch.autograd.grad(sdf, inputs, torch.as_tensor(np.asarray(upstream), dtype=torch.float32))
+        gradients = [g.numpy() for g in gradients]
+        return gradients[0], gradients[1], gradients[2] if expression is not None else None
+    return sdf.detach().numpy(), backward

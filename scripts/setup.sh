@@ -1,7 +1,7 @@
 # Sourced by demo.sh and test.sh: the one place that makes the project's virtualenv (.venv).
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
-# bpy needs these X/GL libraries even headless (docs: shared/docs/blender-notes.md).
+# bpy needs these X/GL libraries even headless (without them `import bpy` fails to load libX11 and libGL).
 BPY_DEBIAN_PACKAGES=(libx11-6 libxrender1 libxfixes3 libxi6 libxkbcommon0 libsm6 libice6 libxext6 libgl1)
 
 apt_install_missing() {

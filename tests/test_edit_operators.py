@@ -69,6 +69,29 @@ def test_a_region_slider_previews_the_edit_and_records_it_per_region(bpy, bridge
     assert tuple(state.region_sliders)[:2] == (2.5, -1.0)
 
 
+def finish_preview_job(bpy, live):
+    """Run the finishing timer until the job is installed, as Blender's event loop would."""
+    bpy.app.timers.unregister(live._install_finished)
+    while live._install_finished() is not None:
+        pass
+
+
+def run_preview_timers(bpy, live):
+    """Run the waiting request's timers, as Blender's event loop would: start its job, install it."""
+    bpy.app.timers.unregister(live._start_next)
+    live._start_next()
+    finish_preview_job(bpy, live)
+
+
+def start_preview_job(bpy, live, head):
+    """Move a slider and start meshing it in the worker, as the debounce timer would."""
+    head.imhead.region = "nose"
+    head.imhead.region_sliders = (2.0, 0, 0, 0, 0, 0)
+    bpy.app.timers.unregister(live._start_next)
+    live._start_next()
+    assert live._running is not None
+
+
 def test_the_timers_mesh_in_a_worker_thread_and_install_on_the_main_thread(bpy, bridge, head):
     # Background Blender runs no timers: call them as Blender's event loop would.
     live = bridge.live
@@ -86,11 +109,7 @@ def test_the_timers_mesh_in_a_worker_thread_and_install_on_the_main_thread(bpy, 
     # The finished mesh showed 2.0, no longer wanted: it is dropped and the newer request is next.
     assert not bridge.mesh_is_current(head) and head.name in live.pending()
     assert bpy.app.timers.is_registered(live._start_next)
-    bpy.app.timers.unregister(live._start_next)
-    live._start_next()
-    bpy.app.timers.unregister(live._install_finished)
-    while live._install_finished() is not None:
-        pass
+    run_preview_timers(bpy, live)
     assert bridge.mesh_is_current(head) and not live.pending()
 
 
@@ -339,15 +358,6 @@ def test_replacing_a_heads_identity_drops_its_region_edits_and_sets_its_keys_asi
     assert head.data.shape_keys is None and head.imhead.expressions_stale
 
 
-def start_preview_job(bpy, live, head):
-    """Move a slider and start meshing it in the worker, as the debounce timer would."""
-    head.imhead.region = "nose"
-    head.imhead.region_sliders = (2.0, 0, 0, 0, 0, 0)
-    bpy.app.timers.unregister(live._start_next)
-    live._start_next()
-    assert live._running is not None
-
-
 def test_previews_go_on_after_a_file_is_loaded_while_one_is_meshed(bpy, bridge, head, tmp_path):
     live = bridge.live
     path = tmp_path / "other.blend"
@@ -356,19 +366,13 @@ def test_previews_go_on_after_a_file_is_loaded_while_one_is_meshed(bpy, bridge, 
     bpy.ops.wm.open_mainfile(filepath=str(path))
     # The job's finishing timer survived the load; it ends the job without touching the loaded head.
     assert bpy.app.timers.is_registered(live._install_finished)
-    bpy.app.timers.unregister(live._install_finished)
-    while live._install_finished() is not None:
-        pass
+    finish_preview_job(bpy, live)
     assert not live.pending()
     loaded = bpy.data.objects["imHead"]
     assert bridge.mesh_is_current(loaded)
     loaded.imhead.region = "jaw"
     loaded.imhead.region_sliders = (1.5, 0, 0, 0, 0, 0)
-    bpy.app.timers.unregister(live._start_next)
-    live._start_next()
-    bpy.app.timers.unregister(live._install_finished)
-    while live._install_finished() is not None:
-        pass
+    run_preview_timers(bpy, live)
     assert bridge.mesh_is_current(loaded) and not live.pending()
 
 

@@ -36,13 +36,12 @@ import anny.paths
 from .data_paths import cache_dir, data_file
 from .frame import MODEL_UNIT_M, blender_to_model
 from .heads import SKIN, Head, template_keypoints
-from .neck import cut_and_cap, piece_holding
+from .neck import cut_and_cap, neck_cut_point, piece_holding
 
 ANNY_SOURCE = "anny"
 KEYPOINTS_FILE = "keypoints.json"
 ALIGNMENT_KEYPOINTS = ("eye_outer_L", "eye_outer_R", "eye_inner_L", "eye_inner_R",
                        "ear_L", "ear_R", "nose_tip", "chin")
-NECK_CUT_BELOW_CHIN_M = 0.035
 # Prefixes of Anny's local targets that change the head and neck (MakeHuman's groups head,
 # forehead, eyebrows, eyes, nose, ears, cheek, mouth, chin, neck).
 HEAD_TARGET_PREFIXES = ("head-", "forehead-", "eyebrows-", "l-eye-", "r-eye-", "nose-", "l-ear-", "r-ear-",
@@ -75,11 +74,12 @@ class AnnyIdentity:
     local_changes: dict = field(default_factory=dict)  # Anny local target label -> value in [-1, 1]
 
 
-def sample_identity(rng, local_change_labels):
+def sample_identity(rng, local_change_labels, age_band=None):
     """A random identity: age spread over 1-90 years (AGE_BANDS_YEARS), any mix of ethnicity and
-    gender, and random local head and face targets so that regions vary on their own."""
+    gender, and random local head and face targets so that regions vary on their own. age_band
+    (an index of AGE_BANDS_YEARS) fixes the band, for held-out sets with enough children."""
     low, high, share = zip(*AGE_BANDS_YEARS)
-    band = rng.choice(len(share), p=share)
+    band = rng.choice(len(share), p=share) if age_band is None else age_band
     african, asian, caucasian = rng.dirichlet((0.5, 0.5, 0.5))
     muscle, weight, height, proportions = rng.beta(1.5, 1.5, 4)
     return AnnyIdentity(
@@ -140,9 +140,10 @@ class AnnyBody:
         """Anny's age parameter for an age in years."""
         return float(np.interp(age_years, self._age_years_anchors, self._age_anny_anchors))
 
-    def sample_identity(self, rng):
+    def sample_identity(self, rng, age_band=None):
         """A random identity (sample_identity) over the head's local targets."""
-        return sample_identity(rng, [label for label in self.local_change_labels if label not in NECK_LENGTH_TARGETS])
+        return sample_identity(rng, [label for label in self.local_change_labels if label not in NECK_LENGTH_TARGETS],
+                               age_band)
 
     def rest_body(self, identity):
         """(vertices (V, 3) float64, unit neck axis (3,) pointing up the neck) of an identity."""
@@ -199,12 +200,6 @@ class AnnyHeadData(AnnyBody):
         body, neck_axis = self.rest_body(identity)
         rotation, translation = rigid_fit(body[self.keypoint_vertices[self._alignment]], self._alignment_targets)
         return body @ rotation.T + translation, rotation @ neck_axis
-
-
-def neck_cut_point(chin, neck_axis):
-    """A point of the neck's cutting plane (perpendicular to neck_axis): NECK_CUT_BELOW_CHIN_M
-    below the chin along the neck."""
-    return chin - NECK_CUT_BELOW_CHIN_M * neck_axis
 
 
 def rigid_fit(source, target):

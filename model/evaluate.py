@@ -1,8 +1,14 @@
-"""Evaluate a model file the way the paper does, on held-out ICT heads (identities never trained on).
+"""Evaluate a model file the way the paper does, on held-out heads (identities never trained on).
 
     python -m model.evaluate --model weights/imhead.npz --out docs/evaluation
 
-Writes <out>.md (Markdown tables), <out>.json (every number) and <out>-noise.png (error against noise).
+Held-out heads of both sources: ICT adults (with the neck the model was trained on: ICT's own, or
+the flat neck cut of the all-ages data set) and Anny people of every age (always the flat cut;
+their held-out stream takes turns by age band, so a third are children under 12). Each source,
+and Anny's children alone, has its own rows beside the mean head's baseline on the same heads.
+
+Writes <out>.md (Markdown tables), <out>.json (every number) and <out>-noise.png (error against noise;
+not with --robustness-heads 0, which leaves the robustness rows out: a quick look at the held-out rows).
 Every fitted head is fitted by model.fit from surface points given in metres (as a scan in a Blender
 scene would be), meshed at --resolution and compared with its true surface by model.metrics.
 """
@@ -15,7 +21,7 @@ import numpy as np
 import torch
 
 from . import HeadModel
-from .build_dataset import test_identities, training_identities
+from .build_dataset import ANNY, ICT, accepted_heads, held_out_heads, test_identities, training_identities
 from .fit import fit
 from .frame import MODEL_UNIT_M
 from .heads import HeadData
@@ -63,12 +69,55 @@ def mean_row(rows):
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if isinstance(rows[0][k], (int, float))}
 
 
-def evaluate(model, n_heads, resolution, n_points, quality, robustness_heads, progress=print):
-    data = HeadData()
-    truths = [data.head(w) for w in test_identities(n_heads)]
-    report = {"settings": {"held_out_heads": n_heads, "resolution": resolution, "points": n_points,
-                           "quality": quality, "robustness_heads": robustness_heads, "model_hash": model.hash,
-                           "threads": torch.get_num_threads()}}
+CHILD_AGE_YEARS = 12.0
+
+
+def evaluation_heads(model, n_heads, anny_heads=0, n_train=None):
+    """The true heads evaluate() compares with, as the model was trained (its config's data settings).
+
+    Returns {"ict": [(weights (100,), Head)], "anny": [(AnnyIdentity, Head)], "training": [(row, identity,
+    Head)]}: the held-out ICT and Anny heads (identities of the held-out streams, never trained on), and
+    the first n_train (default min(n_heads, 5)) training heads of each source with the row of the model's
+    codes they were trained as (the data set's rows: its ICT heads, then its Anny heads).
+    """
+    data_settings = model.training.get("config", {}).get("data", {})
+    flat_neck_cut = bool(data_settings.get("flat_neck_cut", False))
+    seed = data_settings.get("seed", 0)
+    n_train = min(n_heads, 5) if n_train is None else n_train
+    data = HeadData(flat_neck_cut=flat_neck_cut)
+    heads = {"anny": []}
+    if flat_neck_cut:
+        heads["ict"] = held_out_heads(ICT, n_heads, ict_data=data)
+        heads["training"] = [(i, identity, head) for i, (identity, head)
+                             in enumerate(accepted_heads(ICT, n_train, seed, ict_data=data))]
+    else:
+        heads["ict"] = [(w, data.head(w)) for w in test_identities(n_heads)]
+        heads["training"] = [(i, w, data.head(w))
+                             for i, w in enumerate(training_identities(model.codes.shape[0], seed)[:n_train])]
+    if anny_heads or (flat_neck_cut and data_settings.get("anny_heads", 0)):
+        from .anny_heads import AnnyHeadData
+        anny = AnnyHeadData()
+        if anny_heads:
+            heads["anny"] = held_out_heads(ANNY, anny_heads, anny_data=anny)
+        if flat_neck_cut and data_settings.get("anny_heads", 0):
+            n_ict = data_settings.get("heads", 0)
+            heads["training"] += [(n_ict + j, identity, head) for j, (identity, head) in enumerate(
+                accepted_heads(ANNY, min(n_train, data_settings["anny_heads"]), seed, anny_data=anny))]
+    return heads
+
+
+def evaluate(model, n_heads, resolution, n_points, quality, robustness_heads, progress=print, anny_heads=15):
+    """The report (a dict of rows of metrics, see main()); robustness_heads=0 leaves out the robustness
+    rows (noise, front-only scans, millimetres rotated and shifted)."""
+    data_settings = model.training.get("config", {}).get("data", {})
+    flat_neck_cut = bool(data_settings.get("flat_neck_cut", False))
+    heads = evaluation_heads(model, n_heads, anny_heads)
+    truths = [head for _, head in heads["ict"]]
+    report = {"settings": {"held_out_heads": n_heads, "anny_held_out_heads": anny_heads, "resolution": resolution,
+                           "points": n_points, "quality": quality, "robustness_heads": robustness_heads,
+                           "model_hash": model.hash, "threads": torch.get_num_threads(),
+                           "trained_on_flat_neck_cut": flat_neck_cut,
+                           "trained_on_anny_heads": int(data_settings.get("anny_heads", 0))}}
 
     def compare(mesh_vertices_m, faces, truth):
         return compare_surfaces(mesh_vertices_m / MODEL_UNIT_M, faces, truth.vertices, truth.faces)
@@ -84,15 +133,28 @@ def evaluate(model, n_heads, resolution, n_points, quality, robustness_heads, pr
         progress(f"held-out head {i}: {fits[-1]}")
     report["held_out_fit"] = fits
 
-    train_weights = training_identities(model.codes.shape[0], model.training.get("config", {}).get(
-        "data", {}).get("seed", 0))[:min(n_heads, 5)]
+    if heads["anny"]:
+        people = heads["anny"]
+        report["anny_ages"] = [identity.age_years for identity, _ in people]
+        report["anny_mean_head"] = [compare_surfaces(mean_mesh.vertices, mean_mesh.faces, t.vertices, t.faces)
+                                    for _, t in people]
+        report["anny_held_out_fit"] = []
+        for i, (identity, truth) in enumerate(people):
+            points, _ = scan_points(truth, n_points, seed=i)
+            mesh, result = fitted_mesh(model, points, None, resolution, i, quality)
+            report["anny_held_out_fit"].append({**compare(mesh.vertices, mesh.faces, truth),
+                                                "fit_seconds": result.seconds, "age_years": identity.age_years})
+            progress(f"held-out Anny head {i} ({identity.age_years:.0f} years): {report['anny_held_out_fit'][-1]}")
+
     report["training_reconstruction"] = []
-    for i, weights in enumerate(train_weights):
-        truth, mesh = data.head(weights), model.extract_mesh(model.codes[i], resolution=resolution)
+    for row, _, truth in heads["training"]:
+        mesh = model.extract_mesh(model.codes[row], resolution=resolution)
         report["training_reconstruction"].append(compare_surfaces(mesh.vertices, mesh.faces,
                                                                   truth.vertices, truth.faces))
 
-    report["noise"] = {}
+    report["noise"], report["front_only"], report["millimetres_rotated_shifted"] = {}, [], []
+    if not robustness_heads:
+        return report
     for sigma in NOISE_MM:
         rows = []
         for i, truth in enumerate(truths[:robustness_heads]):
@@ -131,6 +193,7 @@ def evaluate(model, n_heads, resolution, n_points, quality, robustness_heads, pr
 def markdown(report):
     s = report["settings"]
     lines = [f"Held-out ICT identities: {s['held_out_heads']} (robustness rows: first {s['robustness_heads']}); "
+             f"held-out Anny people: {s.get('anny_held_out_heads', 0)}; "
              f"fit from {s['points']} surface points ({s['quality']} quality), meshed at {s['resolution']}^3; "
              f"metrics on 100,000 samples per surface, point-to-surface, millimetres. Model {s['model_hash'][:12]}.",
              "", "| case | Chamfer (mm) ↓ | normal consistency ↑ | F@1mm ↑ | F@5mm ↑ |", "|---|---|---|---|---|"]
@@ -139,15 +202,26 @@ def markdown(report):
         m = mean_row(rows)
         lines.append(f"| {name} | {m['chamfer_mm']:.3f} | {m['normal_consistency']:.4f} | "
                      f"{m['f_score_1mm']:.3f} | {m['f_score_5mm']:.4f} |")
-    row("mean head (baseline)", report["mean_head"])
-    row("held-out fit, clean", report["held_out_fit"])
+    row("ICT: mean head (baseline)", report["mean_head"])
+    row("ICT: held-out fit, clean", report["held_out_fit"])
+    if report.get("anny_held_out_fit"):
+        children = [i for i, age in enumerate(report["anny_ages"]) if age < CHILD_AGE_YEARS]
+        row("Anny, all ages: mean head (baseline)", report["anny_mean_head"])
+        row("Anny, all ages: held-out fit, clean", report["anny_held_out_fit"])
+        if children:
+            row(f"Anny, children under 12 ({len(children)}): mean head (baseline)",
+                [report["anny_mean_head"][i] for i in children])
+            row(f"Anny, children under 12 ({len(children)}): held-out fit, clean",
+                [report["anny_held_out_fit"][i] for i in children])
     row("training heads, learned codes", report["training_reconstruction"])
     for sigma, rows in report["noise"].items():
         row(f"held-out fit, noise σ = {sigma} mm", rows)
-    row("held-out fit, front-only partial scan (whole head)", report["front_only"])
-    row("held-out fit, front-only partial scan (face region)",
-        [{k[len("face_"):]: v for k, v in r.items() if k.startswith("face_")} for r in report["front_only"]])
-    row("held-out fit, millimetres, rotated ≤ 30°, shifted", report["millimetres_rotated_shifted"])
+    if report["front_only"]:
+        row("held-out fit, front-only partial scan (whole head)", report["front_only"])
+        row("held-out fit, front-only partial scan (face region)",
+            [{k[len("face_"):]: v for k, v in r.items() if k.startswith("face_")} for r in report["front_only"]])
+    if report["millimetres_rotated_shifted"]:
+        row("held-out fit, millimetres, rotated ≤ 30°, shifted", report["millimetres_rotated_shifted"])
     fit_seconds = np.mean([r["fit_seconds"] for r in report["held_out_fit"]])
     lines += ["", f"Mean fitting time: {fit_seconds:.1f} s per head ({s['threads']} CPU thread(s))."]
     return "\n".join(lines) + "\n"
@@ -186,20 +260,24 @@ def main(argv=None):
     parser.add_argument("--model", default="weights/imhead.npz")
     parser.add_argument("--out", default="docs/evaluation")
     parser.add_argument("--heads", type=int, default=10)
-    parser.add_argument("--robustness-heads", type=int, default=5)
+    parser.add_argument("--anny-heads", type=int, default=15, help="held-out Anny heads (a third of them children)")
+    parser.add_argument("--robustness-heads", type=int, default=5,
+                        help="held-out ICT heads of the robustness rows (noise, front-only, mm rotated and "
+                             "shifted); 0 leaves those rows (and the noise plot) out")
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--points", type=int, default=10000)
     parser.add_argument("--quality", default="best")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     report = evaluate(HeadModel.load(args.model), args.heads, args.resolution, args.points, args.quality,
-                      args.robustness_heads)
+                      args.robustness_heads, anny_heads=args.anny_heads)
     report["settings"]["seconds"] = round(time.perf_counter() - started, 1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=1))
     out.with_suffix(".md").write_text(markdown(report))
-    noise_plot(report, out.with_name(out.name + "-noise.png"))
+    if report["noise"]:
+        noise_plot(report, out.with_name(out.name + "-noise.png"))
     print(markdown(report))
 
 

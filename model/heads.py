@@ -10,6 +10,17 @@ Open parts (gums, tongue, teeth, lacrimal, occlusion, eye-blend, lashes) are lef
 Vertex layout of every Head: the ICT skin vertices keep their ICT indices (0..14061), then
 the eyeball vertices, then the neck cap's centre.
 
+With flat_neck_cut (the all-ages data set, model/build_dataset.py), the skin is instead cut like
+every Anny head (model/neck.py): by the plane NECK_CUT_BELOW_CHIN_M below the chin keypoint,
+perpendicular to the neck's axis, and capped flat. ICT has no skeleton, so the neck's axis is
+the line from the centroid of the neck's open bottom loop to the centroid of the vertex ring
+NECK_AXIS_RING edges above it (5 cm below the chin on the template, 10 degrees from vertical,
+leaning forward; Anny's neck bones lean 7-24 degrees). The plane is the identity's (from its
+neutral head): an expressed head is cut by the same plane, so its cap stays where the neutral
+one is (jawOpen pulls the skin below the chin down across the plane, up to 14 mm at the rim);
+expression_pair gives the neutral pose with the expressed head's faces for dense correspondence.
+Then the Head's vertices are the cut skin's (CutSurface order), then the eyeballs'.
+
 Keypoints (keypoints.json) are template vertices: the facial ones are ICT's Multi-PIE 68
 landmarks; cheeks, ears, forehead, cranium, back of head and neck were chosen on the
 template as the outer-skin vertex furthest along a direction (from the cranium's centre, or
@@ -26,6 +37,7 @@ from scipy.sparse.csgraph import connected_components
 
 from .data_paths import ict_model_path
 from .frame import MODEL_UNIT_M, ict_to_model, ict_vectors_to_model
+from .neck import cut_and_cap, neck_cut_point
 
 N_IDENTITY = 100
 N_EXPRESSION = 53  # the ARKit-named shapes; PupilDilate and cheekRaiser are left out
@@ -34,6 +46,7 @@ KEYPOINTS_PATH = Path(__file__).with_name("keypoints.json")
 SKIN_PARTS = ("face", "head_neck", "mouth_socket", "eye_socket_l", "eye_socket_r")
 EYE_PARTS = ("eyeball_l", "eyeball_r")
 SKIN = 0  # face_component id of the skin; eyeball shells are 1..4
+NECK_AXIS_RING = 8  # edges above the neck's open loop: the ring whose centroid aims the neck's axis
 
 MAX_ACTIVE_EXPRESSIONS = 4
 # Shapes that pull the same tissue in opposite directions: at most one of each group is active.
@@ -87,7 +100,8 @@ def template_keypoints():
 class HeadData:
     """The ICT Face Model, loaded once, producing closed heads in the model frame."""
 
-    def __init__(self, path=None):
+    def __init__(self, path=None, flat_neck_cut=False):
+        self.flat_neck_cut = flat_neck_cut
         with np.load(path or ict_model_path()) as data:
             ranges = dict(zip(data["part_names"].tolist(), data["part_ranges"].tolist()))
             all_faces = data["faces"].astype(np.int64)
@@ -106,6 +120,10 @@ class HeadData:
             cap = np.stack([np.roll(self._neck_loop, -1), self._neck_loop,
                             np.full(len(self._neck_loop), cap_centre)], axis=1)
             self.faces = np.concatenate([skin_faces, cap, eye_faces])
+            self._closed_skin_faces = np.concatenate([skin_faces, cap])
+            self._eye_faces = eye_faces
+            self._n_skin_vertices = skin_hi + 1
+            self._neck_axis_ring = _vertices_at_edge_distance(skin_faces, self._neck_loop, NECK_AXIS_RING)
             self.face_component = np.concatenate([
                 np.full(len(skin_faces) + len(cap), SKIN, np.int8),
                 _shell_ids(eye_faces, len(ict_vertices) + 1) + 1,
@@ -136,8 +154,55 @@ class HeadData:
         return np.concatenate([v, v[self._neck_loop].mean(axis=0, keepdims=True)])
 
     def head(self, identity_weights, expression_weights=None):
-        """The closed Head for identity weights (100,) and optional expression weights (53,)."""
-        return Head(self.vertices(identity_weights, expression_weights), self.faces, self.face_component)
+        """The closed Head for identity weights (100,) and optional expression weights (53,).
+
+        With flat_neck_cut, raises NeckCutError when the plane does not cut the skin in one loop
+        that a flat fan closes (2 in 100 identities drawn from N(0, 1)): draw another."""
+        vertices = self.vertices(identity_weights, expression_weights)
+        if not self.flat_neck_cut:
+            return Head(vertices, self.faces, self.face_component)
+        return self._cut_head(vertices, self._cut(vertices, self.vertices(identity_weights)))
+
+    def expression_pair(self, identity_weights, expression_weights):
+        """(neutral, expressed) Heads of one identity with the same faces, so that a point with
+        the same face and barycentric coordinates on both is the same point of the skin.
+
+        Without flat_neck_cut these are head(identity) and head(identity, expression). With it,
+        the expressed head is cut by its identity's neutral plane (an expression never moves the
+        cap) and the neutral one is that same cut replayed on the neutral pose: its skin points
+        lie on the neutral surface, a few of them below the neutral head's own cap where the
+        expression lifts the neck's skin across the plane, and its cap is the rim's fan."""
+        if not self.flat_neck_cut:
+            return self.head(identity_weights), self.head(identity_weights, expression_weights)
+        neutral = self.vertices(identity_weights)
+        expressed = self.vertices(identity_weights, expression_weights)
+        cut = self._cut(expressed, neutral)
+        return self._cut_head(neutral, cut, cut.replay(neutral)), self._cut_head(expressed, cut)
+
+    def neck_axis(self, vertices):
+        """Unit vector up the neck of a head's vertices (the layout of self.vertices)."""
+        axis = vertices[self._neck_axis_ring].mean(axis=0) - vertices[self._neck_loop].mean(axis=0)
+        return (axis / np.linalg.norm(axis)).astype(np.float64)
+
+    def neck_cut_plane(self, neutral_vertices):
+        """(point, unit normal up the neck) of the flat neck cut of an identity, from its neutral
+        head's vertices (the layout of self.vertices), model frame."""
+        axis = self.neck_axis(neutral_vertices)
+        chin = neutral_vertices[self.keypoint_vertices[self.keypoint_names.index("chin")]].astype(np.float64)
+        return neck_cut_point(chin * MODEL_UNIT_M, axis) / MODEL_UNIT_M, axis
+
+    def _cut(self, vertices, neutral_vertices):
+        point, axis = self.neck_cut_plane(neutral_vertices)
+        nose_tip = self.keypoint_vertices[self.keypoint_names.index("nose_tip")]
+        return cut_and_cap(vertices, self._closed_skin_faces, point, axis, nose_tip)
+
+    def _cut_head(self, vertices, cut, skin_vertices=None):
+        """The Head of a cut skin and the eyeballs of vertices (the layout of self.vertices)."""
+        skin = cut.vertices if skin_vertices is None else skin_vertices
+        eyes = vertices[self._n_skin_vertices:-1]  # the last vertex is ICT's own cap's centre, cut away
+        eye_faces = self._eye_faces - self._n_skin_vertices + len(skin)
+        return Head(np.concatenate([skin, eyes]).astype(np.float32), np.concatenate([cut.faces, eye_faces]),
+                    np.concatenate([np.full(len(cut.faces), SKIN, np.int8), self.face_component[-len(eye_faces):]]))
 
     def keypoints(self, vertices):
         """(39, 3) keypoint positions of a head's vertices."""
@@ -187,6 +252,23 @@ def _single_boundary_loop(faces):
     if len(loop) != len(boundary):
         raise ValueError("skin surface has more than one hole")
     return np.array(loop, np.int64)
+
+
+def _vertices_at_edge_distance(faces, start, distance):
+    """The vertices exactly `distance` edges away from the nearest of the start vertices."""
+    n_vertices = int(faces.max()) + 1
+    rows = faces[:, [0, 1, 2]].ravel()
+    cols = faces[:, [1, 2, 0]].ravel()
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_vertices, n_vertices)).tocsr()
+    graph = graph + graph.T
+    reached = np.zeros(n_vertices, bool)
+    reached[start] = True
+    ring = np.asarray(start)
+    for _ in range(distance):
+        neighbours = np.unique(graph[ring].indices)
+        ring = neighbours[~reached[neighbours]]
+        reached[ring] = True
+    return ring
 
 
 def _shell_ids(faces, n_vertices):

@@ -3,12 +3,26 @@
 The part of the surface on the positive side of the plane that holds a given vertex (the head's)
 is kept; triangles crossing the plane are clipped exactly at it; the one hole the plane leaves
 is closed by a fan of triangles around its centroid, which lies in the plane.
+
+Every source places its plane by one rule (neck_cut_point): NECK_CUT_BELOW_CHIN_M below the chin
+keypoint along the neck's axis, perpendicular to it. A cut made on one pose of a mesh can be
+replayed on another pose of the same mesh (CutSurface.replay): same faces, the cut's vertices at
+the same place along the same edges, so that points on the two keep their correspondence.
 """
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+
+NECK_CUT_BELOW_CHIN_M = 0.035
+
+
+def neck_cut_point(chin, neck_axis):
+    """A point of the neck's cutting plane (perpendicular to neck_axis, a unit vector up the
+    neck): NECK_CUT_BELOW_CHIN_M below the chin along the neck, in the chin's units (metres)."""
+    return np.asarray(chin, np.float64) - NECK_CUT_BELOW_CHIN_M * np.asarray(neck_axis, np.float64)
 
 
 class NeckCutError(ValueError):
@@ -20,6 +34,25 @@ class CutSurface:
     vertices: np.ndarray  # (V, 3) float64: the kept input vertices in order, the cut's, the cap's centre
     faces: np.ndarray  # (F, 3) int64, wound as the input
     is_cap: np.ndarray  # (F,) bool: the cap's faces
+    # How each vertex is made from the input's, for replay: the cut's new vertices lie at
+    # edge_start + edge_t * (edge_end - edge_start) of input vertices, the cap's centre is the
+    # mean of the loop (indices into [input vertices, new vertices]), and `used` picks the
+    # output's vertices out of [input vertices, new vertices, centre].
+    edge_start: np.ndarray
+    edge_end: np.ndarray
+    edge_t: np.ndarray
+    loop: np.ndarray
+    used: np.ndarray
+
+    def replay(self, vertices):
+        """(V, 3) float64 vertices of this cut surface made from another pose of the input mesh
+        (same connectivity, moved vertices): the faces stay self.faces. Its rim stays on the
+        same edges, so it lies in the plane only where the new pose does not move it."""
+        vertices = np.asarray(vertices, np.float64)
+        start, end = vertices[self.edge_start], vertices[self.edge_end]
+        all_vertices = np.concatenate([vertices, start + self.edge_t[:, None] * (end - start)])
+        centre = all_vertices[self.loop].mean(axis=0, keepdims=True)
+        return np.concatenate([all_vertices, centre])[self.used]
 
 
 def cut_and_cap(vertices, faces, point, normal, keep_vertex):
@@ -48,7 +81,7 @@ def cut_and_cap(vertices, faces, point, normal, keep_vertex):
     crossing = np.take_along_axis(crossing, (odd[:, None] + np.arange(3)) % 3, axis=1)
 
     edge_vertex = {}
-    new_points = []
+    new_points, new_edges = [], []
 
     def on_plane(a, b):
         key = (min(a, b), max(a, b))
@@ -56,6 +89,7 @@ def cut_and_cap(vertices, faces, point, normal, keep_vertex):
             t = height[a] / (height[a] - height[b])
             edge_vertex[key] = len(vertices) + len(new_points)
             new_points.append(vertices[a] + t * (vertices[b] - vertices[a]))
+            new_edges.append((a, b, t))
         return edge_vertex[key]
 
     clipped = []
@@ -89,8 +123,10 @@ def cut_and_cap(vertices, faces, point, normal, keep_vertex):
     used = np.unique(np.concatenate([surface.ravel(), [len(all_vertices)]]))
     remap = np.full(len(cap_vertices), -1, np.int64)
     remap[used] = np.arange(len(used))
+    edges = np.reshape(np.array(new_edges, np.float64), (-1, 3))
     return CutSurface(cap_vertices[used], remap[np.concatenate([surface, cap])],
-                      np.r_[np.zeros(len(surface), bool), np.ones(len(cap), bool)])
+                      np.r_[np.zeros(len(surface), bool), np.ones(len(cap), bool)],
+                      edges[:, 0].astype(np.int64), edges[:, 1].astype(np.int64), edges[:, 2], loop, used)
 
 
 def piece_holding(faces, vertex, n_vertices):

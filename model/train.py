@@ -32,7 +32,8 @@ TRAIN_DEFAULTS = {
     "loss_weights": {"surface": 3.0, "near": 1.0, "free": 0.3, "normal": 0.3, "eikonal": 0.05,
                      "keypoints": 1.0, "code_prior": 1e-4, "warp": 3.0, "expression_sdf": 1.0},
 }
-DATA_DEFAULTS = {"heads": 300, "seed": 0, "surface": 16384, "near": 16384, "free": 4096, "expressions": 2}
+DATA_DEFAULTS = {"heads": 300, "seed": 0, "surface": 16384, "near": 16384, "free": 4096, "expressions": 2,
+                 "anny_heads": 0, "flat_neck_cut": False}
 
 
 def load_config(path):
@@ -51,8 +52,10 @@ def model_config(settings):
 
 
 def dataset_path(data):
-    name = "heads_{heads}_s{seed}_{surface}_{near}_{free}_e{expressions}.npz".format(**data)
-    return cache_dir() / name
+    name = "heads_{heads}_s{seed}_{surface}_{near}_{free}_e{expressions}".format(**data)
+    if data.get("flat_neck_cut") or data.get("anny_heads"):  # the all-ages data set (older names stay)
+        name += "_anny{anny_heads}_flatneck".format(**data)
+    return cache_dir() / (name + ".npz")
 
 
 def on_device(data, device):
@@ -67,7 +70,8 @@ def load_dataset(data, progress=None):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.stem + ".partial.npz")
         build_dataset(tmp, data["heads"], data["seed"], data["surface"], data["near"], data["free"],
-                      data["expressions"], progress=progress)
+                      data["expressions"], progress=progress, anny_heads=data["anny_heads"],
+                      flat_neck_cut=data["flat_neck_cut"])
         tmp.replace(path)
     with np.load(path, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
@@ -217,6 +221,8 @@ def resumable_config(config):
 def check_checkpoint_matches(path, state, config):
     """ImHeadError when the checkpoint at `path` was written by a run of another config."""
     saved, wanted = state.get("config"), resumable_config(config)
+    if saved is not None and "data" in saved:  # data settings added since (the all-ages set) take their defaults
+        saved = {**saved, "data": {**DATA_DEFAULTS, **saved["data"]}}
     if saved == wanted:
         return
     if saved is None:

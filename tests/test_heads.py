@@ -6,6 +6,7 @@ import pytest
 
 from model.data_paths import DATA_DIR_ENV, PROJECT_ROOT, DataMissingError, ict_model_path
 from model.heads import EXCLUSIVE_EXPRESSIONS, SKIN, HeadData, template_keypoints
+from model.neck import NeckCutError
 from model.samples import signed_distance
 
 MM = 0.005  # model units
@@ -41,6 +42,52 @@ def test_skin_and_each_eyeball_shell_are_closed_outward_spheres(head_data):
     assert set(np.unique(head.face_component)) == {SKIN, 1, 2, 3, 4}
     skin_volume_litres = _volume(head_data.head(np.zeros(100)).vertices, head.skin_faces) * 0.2 ** 3 * 1000
     assert 4.0 < skin_volume_litres < 6.5
+
+
+def _assert_flat_neck_cap(head, plane_point, axis):
+    """The skin lies above the plane and is closed there by a flat cap facing down the neck;
+    returns the cap's area in cm^2."""
+    skin = head.skin_faces
+    height = (head.vertices[np.unique(skin)] - plane_point) @ axis
+    assert height.min() > -1e-4 * MM, "skin below the neck cut"
+    corners = head.vertices[skin].astype(np.float64)
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    in_plane = (np.abs((corners - plane_point) @ axis) < 1e-3 * MM).all(axis=1)
+    cap_normals = normals[in_plane] / np.linalg.norm(normals[in_plane], axis=1, keepdims=True)
+    assert (cap_normals @ axis < -0.9999).all(), "the cap faces down the neck, outward"
+    return 0.5 * np.linalg.norm(normals[in_plane], axis=1).sum() * 20.0 ** 2
+
+
+def test_flat_neck_cut_heads_are_closed_single_pieces_capped_flat_across_the_neck():
+    data = HeadData(flat_neck_cut=True)
+    rng = np.random.default_rng(4)
+    heads, refused = 0, 0
+    while heads < 6:
+        identity = rng.standard_normal(100).astype(np.float32)
+        try:
+            neutral = data.head(identity)
+        except NeckCutError:
+            refused += 1
+            continue
+        heads += 1
+        point, axis = data.neck_cut_plane(data.vertices(identity))
+        assert np.degrees(np.arccos(axis[2])) < 25  # near vertical (0.8-20 degrees in 100 draws)
+        twin, expressed = data.expression_pair(identity, data.random_expression(rng))
+        assert np.array_equal(twin.faces, expressed.faces)
+        for head in (neutral, expressed):
+            assert set(np.unique(head.face_component)) == {SKIN, 1, 2, 3, 4}
+            for component in np.unique(head.face_component):
+                faces = head.faces[head.face_component == component]
+                _assert_closed_oriented_sphere(faces)  # one closed piece each
+                assert _volume(head.vertices, faces) > 0, f"component {component} is wound inward"
+            cap_area_cm2 = _assert_flat_neck_cap(head, point, axis)  # the expression keeps the cap
+            assert 60 < cap_area_cm2 < 250, cap_area_cm2  # an adult neck's cross-section
+        # The old bottom of the neck (ICT's own cap, 6-12 cm below the chin) is gone.
+        assert (neutral.vertices[:, 2].min() - data.vertices(identity)[:, 2].min()) > 15 * MM
+        # Above the plane the surface is the uncut head's: its keypoint vertices are kept as they are.
+        for keypoint in data.keypoints(data.vertices(identity))[:35]:  # all but the neck's four
+            assert np.abs(neutral.vertices - keypoint).sum(axis=1).min() < 1e-6
+    assert refused <= 2
 
 
 def test_head_is_fast_and_in_the_model_frame(head_data):

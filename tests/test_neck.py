@@ -36,3 +36,15 @@ def test_a_cut_in_two_loops_or_below_the_kept_vertex_is_refused():
         cut_and_cap(standing, ring.faces, (0, 0, 0), UP, top)
     with pytest.raises(NeckCutError, match="below"):
         cut_and_cap(standing, ring.faces, (0, 0, 2), UP, top)
+
+
+def test_a_cut_replayed_on_another_pose_keeps_its_faces_and_moves_with_the_surface():
+    sphere = trimesh.creation.icosphere(subdivisions=3)
+    top = int(np.argmax(sphere.vertices[:, 2]))
+    cut = cut_and_cap(sphere.vertices, sphere.faces, (0, 0, -0.31), UP, top)
+    assert np.allclose(cut.replay(sphere.vertices), cut.vertices)
+    stretched = sphere.vertices * [2.0, 1.0, 1.0] + [0.0, 0.0, 3.0]  # an affine pose: the cut follows exactly
+    moved = cut.replay(stretched)
+    assert np.allclose(moved, cut.vertices * [2.0, 1.0, 1.0] + [0.0, 0.0, 3.0])
+    _assert_closed_oriented_sphere(cut.faces)
+    assert _volume(moved, cut.faces) == pytest.approx(2.0 * _volume(cut.vertices, cut.faces))

@@ -53,13 +53,14 @@ def fit_surface(model, points, normals, settings, progress=None):
     """The fit (model.fit.FitResult) and the fitted head's neutral surface (SurfaceMesh, model frame).
 
     settings: neutral, quality, steps (0 = as the quality says), n_points, resolution. progress(fraction,
-    message) may raise to stop. Model code only: runs in a worker thread.
+    message) may raise to stop. A fit that does not explain its scan is an ImHeadError (no head). Model
+    code only: runs in a worker thread.
     """
     report = progress or (lambda fraction, message: None)
     # The fit takes most of the time; meshing the result the last tenth.
     result = model_fit.fit(model, points, normals, neutral=settings["neutral"], quality=settings["quality"],
                            steps=settings["steps"] or None, n_points=settings["n_points"],
-                           progress=lambda fraction, message: report(0.9 * fraction, message))
+                           progress=lambda fraction, message: report(0.9 * fraction, message)).require_explained()
     surface = model.extract_mesh(result.identity, resolution=settings["resolution"],
                                  progress=lambda fraction: report(0.9 + 0.1 * fraction, "Meshing the head"))
     if len(surface.faces) == 0:

@@ -71,9 +71,23 @@ NORMAL_WEIGHT = 0.2
 NORMAL_STEP = 0.2 * MM
 # Fewest points per worker worth splitting a batch over the workers for.
 MIN_WORKER_POINTS = 1000
+# A fit must explain its scan: at least MIN_EXPLAINED of the fitted points within EXPLAINED_DISTANCE of
+# the head. The truncated loss lets a fit "converge" on the few points it keeps (a head turned the wrong
+# way on a partial scan, a cloud that is no head), and its mean residual over the kept points looks good.
+# Half leaves room for hair, shoulders and clutter; a head explains 90 % and more of a clean scan.
+EXPLAINED_DISTANCE_MM = 5.0
+MIN_EXPLAINED = 0.5
 LEARNING_RATES = {"rotation": 0.01, "translation": 4 * MM, "log_scale": 0.004, "identity": 0.2,
                   "expression": 0.02}
 ALIGN_LEARNING_RATES = {"rotation": 0.05, "translation": 10 * MM, "log_scale": 0.01}
+
+
+class PoorFitError(ImHeadError):
+    """A fit that does not explain its scan; `result` is the FitResult, for a caller that wants it."""
+
+    def __init__(self, message, result):
+        super().__init__(message)
+        self.result = result
 
 
 @dataclass
@@ -82,9 +96,27 @@ class FitResult:
     expression: np.ndarray  # (n_expressions,) float32, each in [0, 1]; zeros for a neutral fit
     transform: np.ndarray   # (4, 4) float64: homogeneous input coordinates -> model frame
     unit: str               # the input's length unit, guessed or given: "m", "cm", "mm" or "in"
-    residual_mm: float      # mean |signed distance| of the fitted points to the result, in mm
+    residual_mm: float      # mean distance of the fitted points to the result (fitted_distances), in mm
+    within_2mm: float       # share of the fitted points within 2 mm of the result
+    within_5mm: float       # ... within 5 mm (EXPLAINED_DISTANCE_MM)
+    median_mm: float        # median distance of the fitted points to the result
     steps: int              # refinement steps run (after the fixed ALIGN_STEPS of the alignment)
     seconds: float
+
+    @property
+    def explains_scan(self):
+        """Whether the head lies on enough of the scan to be taken as its fit (MIN_EXPLAINED)."""
+        return self.within_5mm >= MIN_EXPLAINED
+
+    def require_explained(self):
+        """The result itself, or PoorFitError when it does not explain its scan."""
+        if not self.explains_scan:
+            raise PoorFitError(
+                f"the fitted head lies within {EXPLAINED_DISTANCE_MM:g} mm of only {self.within_5mm:.0%} of the "
+                f"scan's points (median distance {self.median_mm:.1f} mm; a fit needs {MIN_EXPLAINED:.0%}): the scan "
+                "may not be a head, hold much besides the head (crop it to the head), or the alignment failed "
+                "(try another seed or the best quality)", self)
+        return self
 
     @property
     def inverse_transform(self):
@@ -136,7 +168,7 @@ def fit(model, points, normals=None, *, neutral=False, quality="fast", steps=Non
     report(ALIGN_STEPS / total, "Fitting the head")
     pose, identity, expression = refine(vjp, model, cloud, normals, start, steps, neutral, rng,
                                         lambda step: report((ALIGN_STEPS + step) / total, "Fitting the head"))
-    residual = mean_residual(model, cloud, pose, identity, expression)
+    distances = model_to_mm(fitted_distances(model, cloud, pose, identity, expression))
 
     linear = pose["scale"] * scale * pose["rotation"]
     transform = np.eye(4)
@@ -144,7 +176,8 @@ def fit(model, points, normals=None, *, neutral=False, quality="fast", steps=Non
     transform[:3, 3] = pose["translation"] - linear @ centre
     report(1.0, "Fitted")
     expression = np.zeros(len(model.expression_names), np.float32) if expression is None else expression
-    return FitResult(identity, expression, transform, unit, float(model_to_mm(residual)), steps,
+    return FitResult(identity, expression, transform, unit, float(distances.mean()), float(np.mean(distances < 2.0)),
+                     float(np.mean(distances < EXPLAINED_DISTANCE_MM)), float(np.median(distances)), steps,
                      time.perf_counter() - started)
 
 
@@ -439,10 +472,16 @@ def normal_loss_gradients(differences, normals, rotation):
     return d_differences, d_rotated.T @ normals
 
 
-def mean_residual(model, cloud, pose, identity, expression):
-    """Mean |signed distance| over all the cloud's points, model units."""
+def fitted_distances(model, cloud, pose, identity, expression):
+    """Distance of every point of the cloud to the fitted head, model units: |f| / |grad f|, the distance
+    to the surface to first order, also where a field's slope is not 1 (a briefly trained model's)."""
     placed = cloud @ (pose["scale"] * pose["rotation"]).T + pose["translation"]
-    return float(np.abs(model.sdf(placed.astype(np.float32), identity, expression)).mean())
+    offsets = np.concatenate([np.eye(3), -np.eye(3)]) * NORMAL_STEP
+    queries = np.concatenate([placed, (placed[:, None] + offsets).reshape(-1, 3)]).astype(np.float32)
+    values = model.sdf(queries, identity, expression).astype(np.float64)
+    sdf, around = values[:len(placed)], values[len(placed):].reshape(-1, 2, 3)
+    slope = np.linalg.norm(around[:, 0] - around[:, 1], axis=1) / (2 * NORMAL_STEP)
+    return np.abs(sdf) / np.maximum(slope, 1e-3)
 
 
 # --- files and the command ------------------------------------------------------------------------
@@ -556,7 +595,7 @@ def main(argv=None):
         model = HeadModel.load(args.model)
         points, normals = read_points(args.input)
         result = fit(model, points, normals, neutral=args.neutral, quality=args.quality, steps=args.steps,
-                     n_points=args.points, seed=args.seed, unit=args.unit)
+                     n_points=args.points, seed=args.seed, unit=args.unit).require_explained()
         if args.out_mesh:
             mesh = model.extract_mesh(result.identity, result.expression, resolution=args.resolution)
             write_obj(args.out_mesh, result.to_input(mesh))
@@ -564,13 +603,15 @@ def main(argv=None):
         print(f"error: {exc}", file=sys.stderr)
         return 1
     summary = {"model": model.hash, "unit": result.unit, "residual_mm": round(result.residual_mm, 4),
+               "within_2mm": round(result.within_2mm, 4), "within_5mm": round(result.within_5mm, 4),
+               "median_mm": round(result.median_mm, 4),
                "steps": result.steps, "seconds": round(result.seconds, 2),
                "transform": result.transform.tolist(), "identity": result.identity.tolist(),
                "expression": dict(zip(model.expression_names, result.expression.tolist()))}
     if args.out_json:
         Path(args.out_json).write_text(json.dumps(summary, indent=1))
-    print(f"unit {result.unit}, residual {result.residual_mm:.3f} mm, {result.steps} steps, "
-          f"{result.seconds:.1f} s")
+    print(f"unit {result.unit}, residual {result.residual_mm:.3f} mm, {result.within_5mm:.0%} of the points within "
+          f"5 mm, {result.steps} steps, {result.seconds:.1f} s")
     return 0
 
 

@@ -104,8 +104,8 @@ class IMHEAD_OT_fit_scan(_FitOptions, bpy.types.Operator):
 
     def finish(self, context, scan, model, result, surface, resolution):
         head = fitting.add_fitted_head(context, scan, model, result, surface, resolution)
-        self.report({'INFO'}, f"Fitted {head.name} to {scan.name}: mean distance {result.residual_mm:.2f} mm "
-                              f"(scan unit {result.unit})")
+        self.report({'INFO'}, f"Fitted {head.name} to {scan.name}: {result.within_5mm:.0%} of the scan within 5 mm, "
+                              f"mean distance {result.residual_mm:.2f} mm (scan unit {result.unit})")
         return {'FINISHED'}
 
     def execute(self, context):

@@ -176,3 +176,12 @@ def test_nan_coordinates_are_reported(bpy):
     points[3] = np.nan
     add_points(bpy, "Broken", points)
     fails(bpy, "NaN")
+
+
+def test_a_cloud_that_no_head_explains_is_reported_and_adds_no_head(bpy):
+    # Points filling a ball of a head's size: whatever the fit does, no surface lies on a volume.
+    rng = np.random.default_rng(0)
+    directions = rng.normal(size=(3000, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    add_points(bpy, "Ball", directions * 0.13 * rng.random((3000, 1)) ** (1 / 3))
+    fails(bpy, "within 5 mm of only")

@@ -86,7 +86,7 @@ class NumpyNetwork:
         self.config = c = config
         params = {name[len("param/"):]: np.asarray(a, np.float32) for name, a in arrays.items()
                   if name.startswith("param/")}
-        _check_shapes(c, params)
+        check_parameters(c, params)
         beta = c.softplus_beta
 
         def mlp(prefix, layers):
@@ -272,7 +272,7 @@ def _expected_shapes(c):
     return shapes
 
 
-def _check_shapes(config, params):
+def check_parameters(config, params):
     """ModelFileError unless the parameters are exactly the configured network's."""
     expected = _expected_shapes(config)
     problems = [f"missing {name}" for name in sorted(set(expected) - set(params))]

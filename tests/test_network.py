@@ -1,5 +1,6 @@
 """The imHead network, its configurations and its model file (no Blender)."""
 import json
+import re
 import zipfile
 from dataclasses import replace
 
@@ -215,13 +216,42 @@ def test_wrong_configuration(tiny_model, tmp_path):
         HeadModel.load(path)
 
 
+def _drop_header_key(key):
+    return lambda header: header.pop(key)
+
+
+@pytest.mark.parametrize("edit_header, edit_arrays, message", [
+    (_drop_header_key("keypoints"), None, "invalid model file: 'keypoints'"),
+    (_drop_header_key("expression_names"), None, "invalid model file: 'expression_names'"),
+    (lambda h: h.update(expression_names=h["expression_names"][:-1]), None, "expression names"),
+    (lambda h: h["keypoints"][0].update(region="tail"), None, "keypoints, each a name and one of its regions"),
+    # A width that would have a network of many gigabytes built before anything looked at the weights.
+    (lambda h: h["config"].update(part_width=10 ** 7), None, "part_width = 10000000 is outside"),
+    (lambda h: h["config"].update(sigma=-1.0), None, "sigma = -1.0 must be a positive number"),
+    (None, lambda a: a.update(template_keypoints=a["template_keypoints"][:5]), "template_keypoints must have shape"),
+    (None, lambda a: a.update(codes=a["codes"][:, :7]), "codes must have shape"),
+    (None, lambda a: a.pop("codes"), "codes must have shape"),
+    (None, lambda a: a.update(extra=np.zeros(3, np.float32)), "unexpected arrays extra"),
+    (None, lambda a: a.update(codes=a["codes"].astype(np.float64)), "codes is float64"),
+    (None, lambda a: a["template_keypoints"].__setitem__((0, 0), np.nan), "template_keypoints holds NaN"),
+    (None, lambda a: a.pop("param/fusion.0.bias"), "missing fusion.0.bias"),
+])
+def test_a_malformed_model_file_is_one_error_naming_the_file_and_the_reason(tiny_model, tmp_path, edit_header,
+                                                                          edit_arrays, message):
+    path = rewrite(tiny_model, tmp_path / "malformed.npz", edit_header=edit_header, edit_arrays=edit_arrays)
+    with pytest.raises(ModelFileError, match=re.escape(message)) as error:
+        HeadModel.load(path)
+    assert str(error.value).startswith(str(path))
+
+
 def test_a_model_file_cannot_carry_pickled_objects(tiny_model, tmp_path):
     path = tmp_path / "pickled.npz"
     with np.load(tiny_model) as npz:
         arrays = {k: npz[k] for k in npz.files}
     arrays["payload"] = np.array([{"run": "code"}], dtype=object)
     np.savez(path, **arrays)
-    with pytest.raises(ModelFileError):
+    # Refused because loading never unpickles: with pickles allowed it would fail the hash check instead.
+    with pytest.raises(ModelFileError, match="Object arrays cannot be loaded when allow_pickle=False"):
         HeadModel.load(path)
     assert zipfile.is_zipfile(path)
 

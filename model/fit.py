@@ -150,6 +150,8 @@ def fit(model, points, normals=None, *, neutral=False, quality="fast", steps=Non
         if quality not in QUALITY_STEPS:
             raise ImHeadError(f"unknown fit quality {quality!r}; choose from {', '.join(QUALITY_STEPS)}")
         steps = QUALITY_STEPS[quality]
+    if n_points < MIN_POINTS:
+        raise ImHeadError(f"a fit uses at least {MIN_POINTS} points; {n_points} were asked for")
     rng = np.random.default_rng(seed)
     points, normals = subsample(*checked_points(points, normals), n_points, rng)
     unit = guess_unit(points) if unit is None else unit

@@ -79,6 +79,8 @@ def test_bad_normals_and_settings_are_refused(head_model, head):
         fit(head_model, points, quality="perfect")
     with pytest.raises(ImHeadError, match="unit"):
         fit(head_model, points, unit="furlong", steps=1)
+    with pytest.raises(ImHeadError, match="at least 300 points; 299 were asked for"):
+        fit(head_model, points, n_points=299, steps=1)
 
 
 @pytest.mark.parametrize("unit, metres", [("m", 1.0), ("cm", 0.01), ("mm", 0.001), ("in", 0.0254)])

@@ -9,7 +9,7 @@ from model.data_paths import DATA_DIR_ENV, DataMissingError
 from model.frame import MM, MODEL_UNIT_M
 from model.heads import SKIN, template_keypoints
 from model.samples import identity_samples
-from test_heads import _assert_closed_oriented_sphere, _volume
+from test_heads import _assert_closed_oriented_sphere, _assert_flat_neck_cap, _volume
 
 MIDDLE = dict(gender=0.5, african=1 / 3, asian=1 / 3, caucasian=1 / 3, muscle=0.5, weight=0.5, height=0.5, proportions=0.5)
 
@@ -44,15 +44,7 @@ def test_heads_are_closed_single_pieces_capped_flat_across_the_neck(anny_data, i
 
         body, axis = anny_data.aligned_body(identity)
         plane_point = neck_cut_point(body[anny_data.keypoint_vertices[chin]], axis) / MODEL_UNIT_M
-        skin = head.skin_faces
-        height = (head.vertices[np.unique(skin)] - plane_point) @ axis
-        assert height.min() > -1e-4 * MM, "skin below the neck cut"
-        corners = head.vertices[skin].astype(np.float64)
-        normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-        in_plane = (np.abs((corners - plane_point) @ axis) < 1e-3 * MM).all(axis=1)
-        cap_normals = normals[in_plane] / np.linalg.norm(normals[in_plane], axis=1, keepdims=True)
-        assert (cap_normals @ axis < -0.9999).all(), "the cap faces down the neck, outward"
-        cap_area_cm2 = 0.5 * np.linalg.norm(normals[in_plane], axis=1).sum() * 20.0 ** 2
+        cap_area_cm2 = _assert_flat_neck_cap(head, plane_point, axis)
         assert 20 < cap_area_cm2 < 400, cap_area_cm2  # a neck's cross-section, of a baby or a heavy adult
 
 

@@ -4,9 +4,11 @@
 
 1. Units are guessed from the cloud's size (a head's RMS radius is about 0.1 m), the cloud is centred
    and scaled into the model frame.
-2. Rigid alignment to the mean head from each of the 24 axis-aligned rotations: a few Adam steps on
+2. Rigid alignment to the mean head from each of the 24 axis-aligned rotations, the cloud's centroid
+   placed where a whole head's lies and where a face-only scan's does (48 starts): a few Adam steps on
    rotation, translation and scale each, all starts in one batch; the start whose points lie closest to
-   the surface wins.
+   the surface wins. (From the whole-head centroid alone, front-only scans were fitted turned 70-130
+   degrees.)
 3. Rotation, translation, scale, the identity (in the whitened principal axes of the training codes, so
    the latent prior is a Mahalanobis distance) and the expression (clamped to [0, 1]) are optimized
    together so that the signed distance vanishes on the points: a truncated Huber loss (outliers beyond
@@ -44,9 +46,11 @@ HEAD_RMS_RADIUS_M = 0.1
 SIZE_TOLERANCE = 3.5
 # Where the centroid of a whole head's surface lies in the model frame (measured on the ICT heads).
 HEAD_CENTROID = (0.0, 0.03, -0.02)
+# Where the centroid of a face-only scan (one view from the front: the surface facing forward) lies.
+FACE_CENTROID = (0.0, -0.185, -0.06)
 
 # Alignment phases: (starts kept from the phase before, steps, points per start).
-ALIGN_PHASES = ((24, 20, 128), (4, 30, 384))
+ALIGN_PHASES = ((48, 20, 128), (4, 30, 384))
 ALIGN_STEPS = sum(steps for _, steps, _ in ALIGN_PHASES)
 # Parts per point in the alignment: a coarser field than the model's, good enough to tell starts apart.
 ALIGN_PARTS = 3
@@ -346,8 +350,9 @@ def align(vjp, model, cloud, rng, step_done):
     phase before; the first phase has all 24 axis-aligned rotations.
     """
     code = model.mean_identity()[None]
-    rotations = axis_aligned_rotations()
-    translations = np.tile(HEAD_CENTROID, (len(rotations), 1))
+    # Every axis-aligned rotation, the cloud's centroid placed where a whole head's lies or a face's.
+    rotations = np.tile(axis_aligned_rotations(), (2, 1, 1))
+    translations = np.repeat([HEAD_CENTROID, FACE_CENTROID], len(rotations) // 2, axis=0)
     log_scales = np.zeros(len(rotations))
     scores = np.zeros(len(rotations))
     done = 0

@@ -363,3 +363,27 @@ def test_a_front_only_scan_of_a_head_unlike_the_training_heads_is_fitted_the_rig
     assert np.degrees(error) < 10.0
     assert scale * MODEL_UNIT_M * 1000 == pytest.approx(1.0, abs=0.1)
     assert result.within_5mm > 0.8 and result.explains_scan
+
+
+def test_a_fit_and_a_meshing_side_by_side_give_what_each_gives_alone(head_model, head):
+    """The fit and meshing share process-wide settings (numpy's BLAS threads, the workers): overlapping,
+    as Fit to Scan and a live preview do, neither changes the other's result, and the settings are
+    back as they were afterwards."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from model import parallel
+
+    blas_threads = parallel._FUNCTIONS[0]() if parallel._FUNCTIONS else None
+    points = apply(scan_placement(), head[0])
+    identity = head_model.sample_identity(seed=7)
+    fit_alone = fit(head_model, points, n_points=2000, steps=15)
+    mesh_alone = head_model.extract_mesh(identity, resolution=48)
+    with ThreadPoolExecutor(2) as pool:
+        fitting = pool.submit(fit, head_model, points, n_points=2000, steps=15)
+        meshing = [pool.submit(head_model.extract_mesh, identity, resolution=48) for _ in range(3)]
+        fit_together, meshes_together = fitting.result(), [job.result() for job in meshing]
+    np.testing.assert_array_equal(fit_together.identity, fit_alone.identity)
+    np.testing.assert_array_equal(fit_together.transform, fit_alone.transform)
+    for mesh in meshes_together:
+        np.testing.assert_array_equal(mesh.vertices, mesh_alone.vertices)
+    assert (parallel._FUNCTIONS[0]() if parallel._FUNCTIONS else None) == blas_threads

@@ -24,6 +24,9 @@ from .marching_cubes import marching_cubes
 # A learned field is only roughly 1-Lipschitz. 1.5 is the smallest factor that certified no wrong sign
 # on the bundled model (1.0 certified dozens); see bench/README.md, "Lipschitz factor".
 DEFAULT_LIPSCHITZ = 1.5
+# A field seen steeper than the factor assumed is extracted again with this many times its steepest
+# slope seen (a slope between lattice neighbours underestimates the field's steepest).
+LIPSCHITZ_MARGIN = 1.5
 # Points per sdf_fn call, at most: the dense grid runs as fast at 4k, 8k and 16k (within the noise of
 # repeated runs), coarse to fine fastest at 8k (256^3: 1.44-1.52 s against 1.67-1.76 s at 16k), whose
 # calls mostly hold a few times that many points. Progress, and with it cancelling, comes every few
@@ -163,10 +166,17 @@ def extract_surface(sdf_fn, resolution, bounds, *, lipschitz=DEFAULT_LIPSCHITZ,
     Gives the mesh `extract_surface_dense` gives at the same resolution wherever the field changes by
     at most `lipschitz` per unit length. `progress(fraction)` is called now and then; an exception
     raised in it propagates (that is how callers cancel). No crossing in the box: an empty mesh.
+    A field found steeper than that (two evaluated neighbours further apart) is extracted again with
+    LIPSCHITZ_MARGIN times the steepest slope seen, so the mesh stays the dense one for any field.
     """
     grid = Grid(resolution, bounds)
-    with _FieldSampler(sdf_fn, grid, batch_size, progress) as sampler:
-        values, corners = _surface_lattice(grid, lipschitz, sampler)
+    while True:
+        try:
+            with _FieldSampler(sdf_fn, grid, batch_size, progress) as sampler:
+                values, corners = _surface_lattice(grid, lipschitz, sampler)
+            break
+        except _SteeperThanAssumed as steeper:
+            lipschitz = LIPSCHITZ_MARGIN * steeper.slope
     mesh = _mesh_from_lattice(values, grid, corners)
     if progress is not None:
         progress(1.0)
@@ -219,6 +229,31 @@ def _surface_lattice(grid, lipschitz, sampler):
     return values, _complete_crossed_cells(values, exact, sampler)
 
 
+class _SteeperThanAssumed(Exception):
+    """Two evaluated lattice neighbours differ by more than the Lipschitz factor allows: some signs
+    certified from it may be wrong."""
+
+    def __init__(self, slope):
+        super().__init__(f"field slope {slope:.3g}")
+        self.slope = slope
+
+
+def _steepest_slope(flat_values, flat_exact, flat, steps, shape, spacing):
+    """The largest |difference| / spacing between the points `flat` and their evaluated lattice neighbours."""
+    index = np.unravel_index(flat, shape)
+    steepest = 0.0
+    for axis in range(3):
+        for sign in (-1, 1):
+            inside = (index[axis] + sign >= 0) & (index[axis] + sign < shape[axis])
+            here = flat[inside]
+            there = here + sign * steps[axis]
+            known = flat_exact[there]
+            if known.any():
+                difference = np.abs(flat_values[here[known]] - flat_values[there[known]])
+                steepest = max(steepest, float(difference.max()) / spacing)
+    return steepest
+
+
 def _refine(coarse, coarse_exact, active, stride, lipschitz, sampler):
     """One level finer: values and exact on the lattice with half the spacing, and which of the
     active coarse cells may hold the surface.
@@ -254,6 +289,9 @@ def _refine(coarse, coarse_exact, active, stride, lipschitz, sampler):
                         span_start + (span_end - span_start) * (step + 1) / 4)
         flat_values[flat] = sampler(np.stack(np.unravel_index(flat, shape), axis=-1) * stride)
         flat_exact[flat] = True
+        slope = _steepest_slope(flat_values, flat_exact, flat, steps, shape, spacing)
+        if slope > lipschitz:
+            raise _SteeperThanAssumed(slope)
 
     evaluate(_flat_children(_cell_corners(uncertain) & ~coarse_exact & (np.abs(coarse) <= lipschitz * spacing),
                             (0, 0, 0), steps), 0)

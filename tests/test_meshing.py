@@ -374,3 +374,23 @@ def test_lattice_memo_remembers_values_at_the_points_coarse_to_fine_samples():
     np.testing.assert_array_equal(beyond, [-1, -1])
     assert np.all(np.isnan(memo.recall(beyond)))
     memo.remember(beyond, np.zeros(2, np.float32))  # nowhere to keep them: ignored
+
+
+@pytest.mark.parametrize("slope", [4.0, 8.0])
+def test_a_field_steeper_than_assumed_still_gives_the_dense_mesh(slope):
+    """A small sphere beside a big one, in a field `slope` times a distance: from the default Lipschitz
+    factor (1.5) the coarse levels certified the small sphere away (90 vertices short); the extractor sees
+    the slope between evaluated neighbours and extracts again with a factor that holds."""
+    bounds = (np.full(3, -1.0, np.float32), np.full(3, 1.0, np.float32))
+    centre = np.array([0.71, 0.13, -0.37])
+
+    def field(points):
+        big = np.linalg.norm(points, axis=1) - 0.4
+        small = np.linalg.norm(points - centre, axis=1) - 0.035
+        return (slope * np.minimum(big, small)).astype(np.float32)
+
+    dense = extract_surface_dense(field, 128, bounds)
+    coarse_to_fine = extract_surface(field, 128, bounds)
+    assert len(coarse_to_fine.vertices) == len(dense.vertices)
+    np.testing.assert_allclose(coarse_to_fine.vertices, dense.vertices)
+    np.testing.assert_array_equal(coarse_to_fine.faces, dense.faces)

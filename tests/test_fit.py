@@ -146,7 +146,7 @@ def test_the_numpy_fit_is_the_fit_on_torch_autograd(head_model, head):
         ours = fit(head_model, points, n_points=3000, steps=60, seed=2)
         reference = fit(head_model, points, n_points=3000, steps=60, seed=2, vjp=torch_vjp)
         assert fit_chamfer_mm(head_model, ours, reference) < 0.05
-        assert ours.residual_mm == pytest.approx(reference.residual_mm, abs=0.01)
+        assert ours.residual_mm == pytest.approx(reference.residual_mm, abs=0.05)
         # With normals the fit itself is that sensitive: the reference moved by 1e-7 of the input (a
         # ten-thousandth of a millimetre) lands about 0.1 mm away. The runtime's fit stays within that.
         ours = fit(head_model, points, normals, n_points=3000, steps=60, seed=2)

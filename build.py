@@ -88,7 +88,7 @@ def build(weights=DEFAULT_WEIGHTS, output_dir=ROOT / "dist", cache_dir=CACHE_DIR
     weights = Path(weights)
     if not weights.is_file():
         raise BuildError(
-            f"no model file at {weights}: train one first (python -m model.train --config "
+            f"no model file at {weights}: train one first (python -m model.training.train --config "
             "configs/compact.json --out weights/imhead.npz) or name another with --weights PATH"
         )
     version = tomllib.loads((ROOT / MANIFEST).read_text())["version"]

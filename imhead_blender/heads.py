@@ -1,6 +1,6 @@
 """Head objects: generated from the model, placed in the scene, and their imHead state.
 
-A head object's local space is the model frame scaled to metres (model/frame.py); its
+A head object's local space is the model frame scaled to metres (model/runtime/frame.py); its
 `imhead` PropertyGroup (operators/properties.py) records where it came from, and the identity
 code itself is an array custom property of that group, as its size depends on the model.
 """

@@ -24,7 +24,7 @@ def test_zip_is_valid_and_carries_only_the_add_on(extension_zip, tiny_model):
     assert bundled_weights == tiny_model.read_bytes()
     with zipfile.ZipFile(extension_zip) as archive:
         assert "USC Institute for Creative Technologies" in archive.read("weights/ICT-FACE-MODEL-LICENSE.txt").decode()
-    assert "__init__.py" in names and "model/frame.py" in names and "imhead_blender/heads.py" in names
+    assert "__init__.py" in names and "model/runtime/frame.py" in names and "imhead_blender/heads.py" in names
     for excluded in ("tests/", "bench/", "scripts/", "docs/", "configs/", "data/", ".ci/", ".venv", ".cache/", "dist/"):
         assert not any(name.startswith(excluded) for name in names), excluded
     assert "build.py" not in names and not any("__pycache__" in name for name in names)
@@ -34,14 +34,14 @@ def test_zip_is_valid_and_carries_only_the_add_on(extension_zip, tiny_model):
 
 
 def test_only_the_add_ons_modules_travel_whatever_else_lies_in_the_tree(tmp_path):
-    for name in ("__init__.py", "model/network.py", "model/keypoints.json", "imhead_blender/heads.py",
+    for name in ("__init__.py", "model/training/network.py", "model/data/keypoints.json", "imhead_blender/heads.py",
                  "operators/__init__.py", "panels/__init__.py",
                  "fit.obj", "scan.blend", "model/stray-scan.ply", "model/__pycache__/network.cpython-311.pyc",
                  "operators/notes.txt", "tests/test_x.py"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("")
-    assert addon_files(tmp_path) == ["__init__.py", "imhead_blender/heads.py", "model/keypoints.json",
-                                     "model/network.py", "operators/__init__.py", "panels/__init__.py"]
+    assert addon_files(tmp_path) == ["__init__.py", "imhead_blender/heads.py", "model/data/keypoints.json",
+                                     "model/training/network.py", "operators/__init__.py", "panels/__init__.py"]
     (tmp_path / "panels" / "__init__.py").unlink()
     (tmp_path / "panels").rmdir()
     with pytest.raises(BuildError, match="panels is missing"):

@@ -1,6 +1,6 @@
 """Fitting imHead to a scan: a point cloud (normals optional) in any units and placement.
 
-    python -m model.fit --model weights/imhead.npz --input scan.ply --out-mesh fit.obj --out-json fit.json
+    python -m model.runtime.fit --model weights/imhead.npz --input scan.ply --out-mesh fit.obj --out-json fit.json
 
 1. Units are guessed from the cloud's size (a head's RMS radius is about 0.1 m), the cloud is centred
    and scaled into the model frame.

@@ -501,7 +501,7 @@ def write_ply(path, mesh):
 
 
 def main(argv=None):
-    """python -m model.meshing --model weights/imhead.npz --seed 0 --resolution 256 --out head.obj"""
+    """python -m model.runtime.meshing --model weights/imhead.npz --seed 0 --resolution 256 --out head.obj"""
     import argparse
     from pathlib import Path
 

@@ -13,8 +13,9 @@ import torch
 from model import HeadModel, ImHeadError
 from model.training import network
 from conftest import ROOT
-from model.runtime.fit import Adam, PoorFitError, fit, guess_unit, main, read_points, rotation_and_derivatives
+from model.runtime.fit import Adam, PoorFitError, fit, guess_unit, main, rotation_and_derivatives
 from model.runtime.frame import MODEL_UNIT_M
+from model.runtime.mesh_io import read_points
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,9 @@ DEFAULT_WEIGHTS = ROOT / "weights" / "imhead.npz"
 WEIGHTS_LICENCE = ROOT / "weights" / "ICT-FACE-MODEL-LICENSE.txt"
 CACHE_DIR = ROOT / ".cache"
 # What travels besides the weights: the add-on's packages, only their Python modules and JSON data. An
-# allowlist, so that nothing else lying in the tree (a scan, a .blend, caches) travels.
-ADDON_PATHS = ("__init__.py", "model", "imhead_blender", "operators", "panels")
+# allowlist, so that nothing else lying in the tree (a scan, a .blend, caches) travels. Of model/ only
+# what Blender runs travels (model/runtime/): building data, training and evaluation stay behind.
+ADDON_PATHS = ("__init__.py", "model/__init__.py", "model/runtime", "imhead_blender", "operators", "panels")
 ADDON_SUFFIXES = {".py", ".json"}
 
 
@@ -62,7 +63,8 @@ def validate(path):
 
 
 def addon_files(root=ROOT):
-    """The add-on's files under ADDON_PATHS, relative to `root`, "/"-separated and sorted."""
+    """The add-on's files under ADDON_PATHS (files, or folders taken whole), relative to `root`,
+    "/"-separated and sorted."""
     files = []
     for name in ADDON_PATHS:
         path = root / name
@@ -88,7 +90,7 @@ def build(weights=DEFAULT_WEIGHTS, output_dir=ROOT / "dist", cache_dir=CACHE_DIR
     weights = Path(weights)
     if not weights.is_file():
         raise BuildError(
-            f"no model file at {weights}: train one first (python -m model.train --config "
+            f"no model file at {weights}: train one first (python -m model.training.train --config "
             "configs/compact.json --out weights/imhead.npz) or name another with --weights PATH"
         )
     version = tomllib.loads((ROOT / MANIFEST).read_text())["version"]

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from model import HeadModel, editing, expressions, parallel  # noqa: E402
-from model.frame import model_to_mm  # noqa: E402
+from model import HeadModel  # noqa: E402
+from model.runtime import editing, expressions, parallel  # noqa: E402
+from model.runtime.frame import model_to_mm  # noqa: E402
 
 
 def locality(model, identity, vertices):

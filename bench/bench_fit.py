@@ -20,12 +20,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model import HeadModel, network, parallel  # noqa: E402
-from model.build_dataset import test_identities  # noqa: E402
-from model.fit import fit  # noqa: E402
-from model.frame import MODEL_UNIT_M, model_to_mm  # noqa: E402
-from model.heads import HeadData  # noqa: E402
-from model.samples import face_normals, sample_outer_surface, surface_points  # noqa: E402
+from model import HeadModel  # noqa: E402
+from model.data.build_dataset import test_identities  # noqa: E402
+from model.data.heads import HeadData  # noqa: E402
+from model.data.samples import face_normals, sample_outer_surface, surface_points  # noqa: E402
+from model.runtime import parallel  # noqa: E402
+from model.runtime.fit import fit  # noqa: E402
+from model.runtime.frame import MODEL_UNIT_M, model_to_mm  # noqa: E402
+from model.training import network  # noqa: E402
 
 
 def chamfer_mm(mesh, head, rng, n=20000):

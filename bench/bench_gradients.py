@@ -26,12 +26,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from model import HeadModel, parallel  # noqa: E402
-from model.build_dataset import test_identities  # noqa: E402
-from model.heads import HeadData  # noqa: E402
-from model.network import denormals_flushed, network_from_model_file  # noqa: E402
-from model.numpy_gradients import sdf_and_vjp  # noqa: E402
-from model.samples import sample_outer_surface, surface_points  # noqa: E402
+from model import HeadModel  # noqa: E402
+from model.data.build_dataset import test_identities  # noqa: E402
+from model.data.heads import HeadData  # noqa: E402
+from model.data.samples import sample_outer_surface, surface_points  # noqa: E402
+from model.runtime import parallel  # noqa: E402
+from model.runtime.numpy_gradients import sdf_and_vjp  # noqa: E402
+from model.training.network import denormals_flushed, network_from_model_file  # noqa: E402
 
 
 def near_surface_points(n, seed=0, spread_mm=2.0):

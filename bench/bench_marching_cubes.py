@@ -23,8 +23,9 @@ from skimage.measure import marching_cubes as skimage_marching_cubes
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model import HeadModel, marching_cubes, meshing  # noqa: E402
-from model.head_model import HEAD_BOUNDS  # noqa: E402
+from model import HeadModel  # noqa: E402
+from model.runtime import marching_cubes, meshing  # noqa: E402
+from model.runtime.head_model import HEAD_BOUNDS  # noqa: E402
 
 
 def head_lattice(model_path, seed, resolution):

@@ -28,8 +28,9 @@ from skimage.measure import marching_cubes as skimage_marching_cubes
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model import HeadModel, meshing, parallel  # noqa: E402
-from model.head_model import HEAD_BOUNDS  # noqa: E402
+from model import HeadModel  # noqa: E402
+from model.runtime import meshing, parallel  # noqa: E402
+from model.runtime.head_model import HEAD_BOUNDS  # noqa: E402
 
 LIPSCHITZ_SWEEP = (1.0, 1.25, 1.5, 2.0, 3.0)
 # The naive grid as DeepSDF and NPHM sample it (a cube), the dense grid on HeadModel's box, ours.

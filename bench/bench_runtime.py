@@ -29,10 +29,11 @@ import torch
 from scipy.spatial import cKDTree
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from model import HeadModel, editing, expressions, parallel  # noqa: E402
-from model.frame import model_to_mm  # noqa: E402
-from model.head_model import HEAD_BOUNDS  # noqa: E402
-from model.network import denormals_flushed, network_from_model_file  # noqa: E402
+from model import HeadModel  # noqa: E402
+from model.runtime import editing, expressions, parallel  # noqa: E402
+from model.runtime.frame import model_to_mm  # noqa: E402
+from model.runtime.head_model import HEAD_BOUNDS  # noqa: E402
+from model.training.network import denormals_flushed, network_from_model_file  # noqa: E402
 
 
 class TorchNetwork:

@@ -20,8 +20,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 from checkout import bridge  # noqa: E402
 
-from model import HeadModel, parallel  # noqa: E402
-from model.frame import model_to_blender  # noqa: E402
+from model import HeadModel  # noqa: E402
+from model.runtime import parallel  # noqa: E402
+from model.runtime.frame import model_to_blender  # noqa: E402
 
 
 def best_of(repeats, action):

@@ -17,15 +17,16 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from model import HeadModel, parallel  # noqa: E402
-from model.build_dataset import test_identities  # noqa: E402
-from model.config import make_config  # noqa: E402
-from model.frame import model_to_mm  # noqa: E402
-from model.heads import HeadData  # noqa: E402
-from model.modelfile import state_dict_arrays  # noqa: E402
-from model.network import ImHeadNetwork  # noqa: E402
-from model.numpy_network import NumpyNetwork  # noqa: E402
-from model.samples import sample_outer_surface, surface_points  # noqa: E402
+from model import HeadModel  # noqa: E402
+from model.data.build_dataset import test_identities  # noqa: E402
+from model.data.heads import HeadData  # noqa: E402
+from model.data.samples import sample_outer_surface, surface_points  # noqa: E402
+from model.runtime import parallel  # noqa: E402
+from model.runtime.config import make_config  # noqa: E402
+from model.runtime.frame import model_to_mm  # noqa: E402
+from model.runtime.modelfile import state_dict_arrays  # noqa: E402
+from model.runtime.numpy_network import NumpyNetwork  # noqa: E402
+from model.training.network import ImHeadNetwork  # noqa: E402
 
 def near_surface_points(n, seed=0, spread_mm=2.0):
     head = HeadData().head(test_identities(1, seed)[0])

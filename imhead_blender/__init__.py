@@ -1,12 +1,13 @@
 """The bridge between the imHead model and Blender's scene (no UI here)."""
 from ..model import ImHeadError
-from ..model.expressions import EXPRESSION_GROUPS
-from ..model.expressions import PRESETS as EXPRESSION_PRESETS
-from ..model.expressions import expression_groups
+from ..model.runtime.expressions import EXPRESSION_GROUPS
+from ..model.runtime.expressions import PRESETS as EXPRESSION_PRESETS
+from ..model.runtime.expressions import expression_groups
 from .editing import (REGION_SLIDERS, copy_region, head_model, hide_keypoints, keypoint_empties,
                       mesh_is_current, randomize_region, read_sliders, region_names, region_slider_count,
                       remesh_head, reset_region, show_keypoints, write_sliders)
-from .heads import generate_head, is_head, read_identity
+from .generate import generate_head
+from .heads import is_head, read_identity
 from .live import finish_previews, request_preview
 from .models import bundled_model_path, load_model
 from .shape_keys import (bake_exact_expression, bake_expressions, expression_keys, expression_values,

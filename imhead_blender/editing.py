@@ -3,7 +3,7 @@
 A head's edits live in its `imhead` PropertyGroup as two custom-property groups, both keyed by region name:
 - "slider_values": slider values (standard deviations along the region's principal directions),
 - "region_codes": local codes (P * L values) of regions replaced by "randomize" or "copy from".
-The local-code offsets follow from them and the identity (model/editing.py), so a region replaced by
+The local-code offsets follow from them and the identity (model/runtime/editing.py), so a region replaced by
 another head's stays that head's region whatever happens to the rest. "mesh_edits" records the edits the
 current mesh shows (a digest), so that a stale mesh can be told from a current one.
 """
@@ -14,8 +14,8 @@ import bpy
 import numpy as np
 
 from ..model import ImHeadError
-from ..model import editing
-from ..model.frame import model_to_blender
+from ..model.runtime import editing
+from ..model.runtime.frame import model_to_blender
 from . import shape_keys
 from .heads import is_head, read_identity, replace_mesh
 from .meshes import mesh_from_surface

@@ -8,8 +8,8 @@ import numpy as np
 from mathutils import Matrix
 
 from ..model import ImHeadError
-from ..model import fit as model_fit
-from ..model.frame import MODEL_UNIT_M
+from ..model.runtime import fit as model_fit
+from ..model.runtime.frame import MODEL_UNIT_M
 from .heads import add_head_object, write_state
 from .meshes import mesh_from_surface
 from .shape_keys import bake_exact_expression
@@ -50,7 +50,7 @@ def scan_points(context, scan):
 
 
 def fit_surface(model, points, normals, settings, progress=None):
-    """The fit (model.fit.FitResult) and the fitted head's neutral surface (SurfaceMesh, model frame).
+    """The fit (model.runtime.fit.FitResult) and the fitted head's neutral surface (SurfaceMesh, model frame).
 
     settings: neutral, quality, steps (0 = as the quality says), n_points, resolution. progress(fraction,
     message) may raise to stop. A fit that does not explain its scan is an ImHeadError (no head). Model

@@ -1,42 +1,14 @@
-"""Head objects: generated from the model, placed in the scene, and their imHead state.
+"""Head objects: placed in the scene, their meshes replaced, and their imHead state (generating one:
+generate.py).
 
-A head object's local space is the model frame scaled to metres (model/frame.py); its
+A head object's local space is the model frame scaled to metres (model/runtime/frame.py); its
 `imhead` PropertyGroup (operators/properties.py) records where it came from, and the identity
 code itself is an array custom property of that group, as its size depends on the model.
 """
 import bpy
 import numpy as np
 
-from ..model import ImHeadError
-from .meshes import mesh_from_surface
-from .models import load_model
-
 HEAD_NAME = "imHead"
-
-
-def generate_head(context, settings, progress=None):
-    """Generate a head and put it in the scene; returns its object.
-
-    settings: model_path ("" = bundled), seed, variation (0 = mean head .. 2), resolution
-    (marching-cubes grid size) and replace (give the active head the new shape instead of
-    adding a head at the 3D cursor). progress: optional callable(fraction).
-    Raises ImHeadError before touching the scene when the model cannot be used.
-    """
-    model = load_model(settings["model_path"])
-    identity = model.sample_identity(settings["seed"], settings["variation"])
-    surface = model.extract_mesh(identity, resolution=settings["resolution"], progress=progress)
-    if len(surface.faces) == 0:
-        raise ImHeadError(f"The model in {model.path} gives no surface for this head: is it a trained model?")
-    mesh = mesh_from_surface(HEAD_NAME, surface)
-    head = context.active_object if settings["replace"] and is_head(context.active_object) else None
-    if head is None:
-        head = add_head_object(context, mesh)
-    else:
-        from .shape_keys import set_aside_expressions  # shape_keys imports this module
-        set_aside_expressions(head, model)
-        replace_mesh(head, mesh)
-    write_state(head, model.hash, identity, settings)
-    return head
 
 
 def is_head(obj):

@@ -2,7 +2,7 @@
 import bpy
 import numpy as np
 
-from ..model.frame import model_to_blender
+from ..model.runtime.frame import model_to_blender
 
 
 def mesh_from_surface(name, surface):

@@ -11,9 +11,9 @@ import numpy as np
 from bpy_extras import anim_utils
 
 from ..model import ImHeadError
-from ..model import expressions
-from ..model.animation import read_expression_track, resample
-from ..model.frame import blender_to_model, model_to_blender
+from ..model.runtime import expressions
+from ..model.runtime.animation import read_expression_track, resample
+from ..model.runtime.frame import blender_to_model, model_to_blender
 from .heads import read_identity
 
 BASIS_NAME = "Basis"
@@ -170,7 +170,7 @@ def keyframe_expressions(head, model, values, frame_start):
 
 
 def import_expression_animation(head, model, path, capture_fps, frame_start, scene_fps):
-    """Keyframe the expression keys from a .csv, .json or .npy file (model/animation.py), resampled from
+    """Keyframe the expression keys from a .csv, .json or .npy file (model/runtime/animation.py), resampled from
     the file's frame rate (or capture_fps when it does not say) to the scene's. Returns (frames keyed,
     names in the file that drive no expression)."""
     track = read_expression_track(path, model.expression_names)

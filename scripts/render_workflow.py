@@ -19,10 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 from render_model_card import grid, render_views, studio  # noqa: E402
-from model import HeadModel, parallel  # noqa: E402
-from model.editing import no_edit, random_region_codes, set_region  # noqa: E402
-from model.expressions import inverse_warp  # noqa: E402
-from model.frame import model_to_blender  # noqa: E402
+from model import HeadModel  # noqa: E402
+from model.runtime import parallel  # noqa: E402
+from model.runtime.editing import no_edit, random_region_codes, set_region  # noqa: E402
+from model.runtime.expressions import inverse_warp  # noqa: E402
+from model.runtime.frame import model_to_blender  # noqa: E402
 
 RANDOM_SEEDS = (10, 11, 12, 13)
 HEAD_SEED = 10

@@ -35,7 +35,7 @@ def build_extension(weights, output_dir):
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """A real model file, trained for a few seconds on a few heads (configs/tiny.json)."""
-    from model.train import load_config, train
+    from model.training.train import load_config, train
 
     path = tmp_path_factory.mktemp("model") / "tiny.npz"
     train(load_config(ROOT / "configs" / "tiny.json"), path)

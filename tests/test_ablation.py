@@ -1,7 +1,7 @@
 """The ablation command end to end, as a two-variant, few-step smoke run."""
 import json
 
-from model.ablation import main
+from model.training.ablation import main
 
 CONFIG = "configs/tiny.json"
 
@@ -16,5 +16,5 @@ def test_two_variant_smoke_run_writes_the_table(tmp_path):
     # Without FusionNet the parts regress distances directly: fewer parameters, same latent size.
     assert rows[1]["parameters"] < rows[0]["parameters"] and rows[1]["latent_size"] == rows[0]["latent_size"]
     table = out.with_suffix(".md").read_text()
-    assert "imHead (full)" in table and "w/o FusionNet" in table and "python -m model.ablation" in table
+    assert "imHead (full)" in table and "w/o FusionNet" in table and "python -m model.training.ablation" in table
     assert len(json.loads(out.with_suffix(".json").read_text())["rows"]) == 2

@@ -4,11 +4,11 @@ The first run in a checkout builds Anny's blend-shape cache (about 80 s, .cache/
 import numpy as np
 import pytest
 
-from model.anny_heads import AGE_BANDS_YEARS, AnnyHeadData, AnnyIdentity, neck_cut_point, sample_identity
-from model.data_paths import DATA_DIR_ENV, DataMissingError
-from model.frame import MM, MODEL_UNIT_M
-from model.heads import SKIN, template_keypoints
-from model.samples import identity_samples
+from model.data.anny_heads import AGE_BANDS_YEARS, AnnyHeadData, AnnyIdentity, neck_cut_point, sample_identity
+from model.data.data_paths import DATA_DIR_ENV, DataMissingError
+from model.data.heads import SKIN, template_keypoints
+from model.data.samples import identity_samples
+from model.runtime.frame import MM, MODEL_UNIT_M
 from test_heads import _assert_closed_oriented_sphere, _assert_flat_neck_cap, _volume
 
 MIDDLE = dict(gender=0.5, african=1 / 3, asian=1 / 3, caucasian=1 / 3, muscle=0.5, weight=0.5, height=0.5, proportions=0.5)

@@ -5,11 +5,11 @@ import time
 import numpy as np
 import pytest
 
-from model.anny_heads import AnnyHeadData
-from model.build_dataset import (ANNY, ICT, anny_candidate, build_dataset, held_out_heads, ict_candidate,
+from model.data.anny_heads import AnnyHeadData
+from model.data.build_dataset import (ANNY, ICT, anny_candidate, build_dataset, held_out_heads, ict_candidate,
                                  progress_bar)
-from model.heads import HeadData
-from model.train import dataset_path, load_config
+from model.data.heads import HeadData
+from model.training.train import dataset_path, load_config
 from test_heads import _assert_closed_oriented_sphere, _volume
 
 SMALL = dict(seed=0, n_surface=256, n_near=256, n_free=128, expressions_per_identity=1)

@@ -4,8 +4,9 @@ import sys
 import numpy as np
 import pytest
 
-from model import HeadModel, expressions
-from model.frame import blender_to_model
+from model import HeadModel
+from model.runtime import expressions
+from model.runtime.frame import blender_to_model
 
 RESOLUTION = 32  # Preview and Final, lowered so that the tiny model meshes in well under a second
 LIVE_LINK_HEADER = "Timecode,BlendShapeCount,EyeBlinkLeft,EyeBlinkRight,JawOpen,BrowInnerUp,TongueOut,HeadYaw"
@@ -133,7 +134,7 @@ def test_copy_region_takes_the_region_as_edited_on_the_other_head(bpy, tiny, hea
 
     assert bpy.ops.imhead.copy_region(region="lips", source=source.name) == {'FINISHED'}
     lips = tiny.regions["lips"]
-    from model import editing
+    from model.runtime import editing
     expected = editing.edited_region_codes(tiny, "lips", np.array(source.imhead["identity"], np.float32),
                                            editing.slider_offsets(tiny, {"lips": [1.0]}))
     np.testing.assert_allclose(np.array(head.imhead["region_codes"]["lips"]), expected.ravel(), atol=1e-6)

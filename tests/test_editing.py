@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from model import HeadModel, ImHeadError
-from model import editing
-from model.frame import MM, model_to_mm
+from model.runtime import editing
+from model.runtime.frame import MM, model_to_mm
 
 RESOLUTION = 48
 LOCALITY_MM = 0.5

@@ -1,4 +1,4 @@
-"""python -m model.evaluate on a model of the all-ages data: rows per source and for children, beside each baseline.
+"""python -m model.evaluation.evaluate on a model of the all-ages data: rows per source and for children, beside each baseline.
 
 A tiny model (configs/tiny.json, 20 steps) of a 2 ICT + 2 Anny data set; low resolution, few points, fast
 fits. Its numbers are poor (it is barely trained); what is checked is what the report is made of.
@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from model import HeadModel
-from model.anny_heads import AGE_BANDS_YEARS
-from model.build_dataset import ANNY, ANNY_PHENOTYPES, ICT
-from model.evaluate import CHILD_AGE_YEARS, NOISE_MM, evaluate, evaluation_heads, main, markdown, mean_row
-from model.metrics import compare_surfaces
-from model.train import dataset_path, load_config, train
+from model.data.anny_heads import AGE_BANDS_YEARS
+from model.data.build_dataset import ANNY, ANNY_PHENOTYPES, ICT
+from model.evaluation.evaluate import CHILD_AGE_YEARS, NOISE_MM, evaluate, evaluation_heads, main, markdown, mean_row
+from model.evaluation.metrics import compare_surfaces
+from model.training.train import dataset_path, load_config, train
 
 METRIC_NAMES = ("chamfer_mm", "normal_consistency", "f_score_1mm", "f_score_5mm")
 RESOLUTION, POINTS, ANNY_HELD_OUT = 32, 500, 3

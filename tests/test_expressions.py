@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from model import HeadModel, ImHeadError
-from model import expressions
-from model.animation import read_expression_track, resample
-from model.frame import model_to_mm
+from model.runtime import expressions
+from model.runtime.animation import read_expression_track, resample
+from model.runtime.frame import model_to_mm
 
 # The columns an iPhone face-capture app writes (Live Link Face), in its order.
 LIVE_LINK_COLUMNS = (

@@ -24,8 +24,12 @@ def test_zip_is_valid_and_carries_only_the_add_on(extension_zip, tiny_model):
     assert bundled_weights == tiny_model.read_bytes()
     with zipfile.ZipFile(extension_zip) as archive:
         assert "USC Institute for Creative Technologies" in archive.read("weights/ICT-FACE-MODEL-LICENSE.txt").decode()
-    assert "__init__.py" in names and "model/frame.py" in names and "imhead_blender/heads.py" in names
-    for excluded in ("tests/", "bench/", "scripts/", "docs/", "configs/", "data/", ".ci/", ".venv", ".cache/", "dist/"):
+    assert "__init__.py" in names and "model/runtime/frame.py" in names and "imhead_blender/heads.py" in names
+    # Of model/ only its __init__ and the runtime travel: no data building, training or evaluation.
+    runtime = {path.relative_to(ROOT).as_posix() for path in (ROOT / "model" / "runtime").glob("*.py")}
+    assert {name for name in names if name.startswith("model/")} == {"model/__init__.py", *runtime}
+    for excluded in ("tests/", "bench/", "scripts/", "docs/", "configs/", "data/", ".ci/", ".venv", ".cache/", "dist/",
+                     "model/data/", "model/training/", "model/evaluation/", "model/README.md"):
         assert not any(name.startswith(excluded) for name in names), excluded
     assert "build.py" not in names and not any("__pycache__" in name for name in names)
     # The allowlist: the manifest, the add-on's modules and data, the weights with their licence.
@@ -34,14 +38,16 @@ def test_zip_is_valid_and_carries_only_the_add_on(extension_zip, tiny_model):
 
 
 def test_only_the_add_ons_modules_travel_whatever_else_lies_in_the_tree(tmp_path):
-    for name in ("__init__.py", "model/network.py", "model/keypoints.json", "imhead_blender/heads.py",
-                 "operators/__init__.py", "panels/__init__.py",
-                 "fit.obj", "scan.blend", "model/stray-scan.ply", "model/__pycache__/network.cpython-311.pyc",
-                 "operators/notes.txt", "tests/test_x.py"):
+    for name in ("__init__.py", "model/__init__.py", "model/runtime/__init__.py", "model/runtime/fit.py",
+                 "model/runtime/table.json", "imhead_blender/heads.py", "operators/__init__.py", "panels/__init__.py",
+                 "model/training/network.py", "model/data/keypoints.json", "model/evaluation/metrics.py",
+                 "model/README.md", "fit.obj", "scan.blend", "model/runtime/stray-scan.ply",
+                 "model/runtime/__pycache__/fit.cpython-311.pyc", "operators/notes.txt", "tests/test_x.py"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("")
-    assert addon_files(tmp_path) == ["__init__.py", "imhead_blender/heads.py", "model/keypoints.json",
-                                     "model/network.py", "operators/__init__.py", "panels/__init__.py"]
+    assert addon_files(tmp_path) == ["__init__.py", "imhead_blender/heads.py", "model/__init__.py",
+                                     "model/runtime/__init__.py", "model/runtime/fit.py", "model/runtime/table.json",
+                                     "operators/__init__.py", "panels/__init__.py"]
     (tmp_path / "panels" / "__init__.py").unlink()
     (tmp_path / "panels").rmdir()
     with pytest.raises(BuildError, match="panels is missing"):

@@ -10,10 +10,12 @@ from scipy.spatial.transform import Rotation
 
 import torch
 
-from model import HeadModel, ImHeadError, network
+from model import HeadModel, ImHeadError
+from model.training import network
 from conftest import ROOT
-from model.fit import Adam, PoorFitError, fit, guess_unit, main, read_points, rotation_and_derivatives
-from model.frame import MODEL_UNIT_M
+from model.runtime.fit import Adam, PoorFitError, fit, guess_unit, main, rotation_and_derivatives
+from model.runtime.frame import MODEL_UNIT_M
+from model.runtime.mesh_io import read_points
 
 
 @pytest.fixture(scope="module")
@@ -344,8 +346,8 @@ def test_a_front_only_scan_of_a_head_unlike_the_training_heads_is_fitted_the_rig
     heads only) never saw, in millimetres and turned 30 degrees: the fit turned it by 70-130 degrees
     and shrank it while its points stayed near the surface, before the alignment also started from
     where a face's centroid lies."""
-    from model.anny_heads import AnnyHeadData, AnnyIdentity
-    from model.samples import face_normals, sample_outer_surface, surface_points
+    from model.data.anny_heads import AnnyHeadData, AnnyIdentity
+    from model.data.samples import face_normals, sample_outer_surface, surface_points
 
     model = HeadModel.load(ROOT / "weights" / "imhead.npz")
     head, _ = AnnyHeadData().head_and_keypoints(AnnyIdentity(age_years=30, gender=0.0, african=0.0, asian=1.0,
@@ -371,7 +373,7 @@ def test_a_fit_and_a_meshing_side_by_side_give_what_each_gives_alone(head_model,
     back as they were afterwards."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from model import parallel
+    from model.runtime import parallel
 
     blas_threads = parallel._FUNCTIONS[0]() if parallel._FUNCTIONS else None
     points = apply(scan_placement(), head[0])

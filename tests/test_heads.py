@@ -4,10 +4,10 @@ import time
 import numpy as np
 import pytest
 
-from model.data_paths import DATA_DIR_ENV, PROJECT_ROOT, DataMissingError, ict_model_path
-from model.heads import EXCLUSIVE_EXPRESSIONS, SKIN, HeadData, template_keypoints
-from model.neck import NeckCutError
-from model.samples import signed_distance
+from model.data.data_paths import DATA_DIR_ENV, PROJECT_ROOT, DataMissingError, ict_model_path
+from model.data.heads import EXCLUSIVE_EXPRESSIONS, SKIN, HeadData, template_keypoints
+from model.data.neck import NeckCutError
+from model.data.samples import signed_distance
 
 MM = 0.005  # model units
 

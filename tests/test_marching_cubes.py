@@ -9,8 +9,8 @@ from scipy.sparse.csgraph import connected_components as scipy_components
 from scipy.spatial import cKDTree
 from skimage.measure import marching_cubes as skimage_marching_cubes
 
-from model.marching_cubes import CASE_STARTS, TRIANGLE_EDGES, marching_cubes
-from model.meshing import SurfaceMesh, connected_components
+from model.runtime.marching_cubes import CASE_STARTS, TRIANGLE_EDGES, marching_cubes
+from model.runtime.meshing import SurfaceMesh, connected_components
 
 CORNERS = np.array([[(c >> 2) & 1, (c >> 1) & 1, c & 1] for c in range(8)])
 # Edge 4 * axis + m runs along axis from the corner whose other two offsets are m's two bits, as in

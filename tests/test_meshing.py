@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model import HeadModel, parallel
-from model.head_model import HEAD_BOUNDS
-from model.meshing import (
+from model import HeadModel
+from model.runtime import parallel
+from model.runtime.head_model import HEAD_BOUNDS
+from model.runtime.head_model import main as meshing_main
+from model.runtime.mesh_io import write_obj, write_ply
+from model.runtime.meshing import (
     Grid, LatticeMemo, SurfaceMesh, connected_components, extract_surface, extract_surface_dense, is_closed,
-    write_obj, write_ply,
 )
-from model.meshing import main as meshing_main
 
 ROOT = Path(__file__).resolve().parents[1]
 CUBE = (np.array([-1.0, -1.0, -1.0]), np.array([1.0, 1.0, 1.0]))
@@ -343,7 +344,7 @@ def test_trained_model_mesh_is_the_dense_mesh(tiny_model):
 
 def test_command_line_meshes_a_head_into_a_file(tiny_model, tmp_path, capsys):
     out = tmp_path / "head.ply"
-    result = subprocess.run([sys.executable, "-m", "model.meshing", "--model", str(tiny_model), "--seed", "3",
+    result = subprocess.run([sys.executable, "-m", "model.runtime.head_model", "--model", str(tiny_model), "--seed", "3",
                              "--resolution", "48", "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     head = HeadModel.load(tiny_model)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from model.neck import NeckCutError, cut_and_cap
+from model.data.neck import NeckCutError, cut_and_cap
 from test_heads import _assert_closed_oriented_sphere, _volume
 
 UP = np.array([0.0, 0.0, 1.0])

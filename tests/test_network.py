@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from model import HeadModel, ModelFileError
-from model.config import ABLATIONS, PRESETS, make_config
-from model.modelfile import FORMAT_VERSION, HEADER_KEY, load_model_file, save_model_file
-from model.network import ImHeadNetwork, denormals_flushed, positional_encoding
+from model.runtime.config import ABLATIONS, PRESETS, make_config
+from model.runtime.modelfile import FORMAT_VERSION, HEADER_KEY, load_model_file, save_model_file
+from model.training.network import ImHeadNetwork, denormals_flushed, positional_encoding
 
 TEMPLATE = np.random.default_rng(0).uniform(-0.5, 0.5, (39, 3)).astype(np.float32)
 
@@ -167,7 +167,7 @@ def rewrite(source, target, edit_header=None, edit_arrays=None, rehash=True):
     if edit_arrays:
         edit_arrays(arrays)
     if rehash:
-        from model.modelfile import content_hash
+        from model.runtime.modelfile import content_hash
         header["hash"] = content_hash(header, arrays)
     np.savez(target, **{HEADER_KEY: np.frombuffer(json.dumps(header).encode(), np.uint8)}, **arrays)
     return target
@@ -260,10 +260,10 @@ def test_bundled_model_sparse_evaluation_within_the_stated_tolerance():
     """bench/bench_sdf.py: the compact model blends its 6 nearest parts, so 6 is exact and the default;
     evaluating only 5 moves the field by at most 2.9 mm (0.06 mm on average) near the surface."""
     from pathlib import Path
-    from model.build_dataset import test_identities
-    from model.frame import model_to_mm
-    from model.heads import HeadData
-    from model.samples import sample_outer_surface, surface_points
+    from model.data.build_dataset import test_identities
+    from model.runtime.frame import model_to_mm
+    from model.data.heads import HeadData
+    from model.data.samples import sample_outer_surface, surface_points
 
     model = HeadModel.load(Path(__file__).resolve().parents[1] / "weights" / "imhead.npz")
     head = HeadData().head(test_identities(1)[0])

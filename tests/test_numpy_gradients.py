@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-import model.numpy_gradients as numpy_gradients
-from model.config import ABLATIONS, PRESETS, make_config
-from model.head_model import HEAD_BOUNDS, HeadModel
-from model.modelfile import state_dict_arrays
-from model.network import ImHeadNetwork, denormals_flushed, network_from_model_file
-from model.numpy_gradients import sdf_and_vjp
-from model.numpy_network import NumpyNetwork
+from model.runtime.config import ABLATIONS, PRESETS, make_config
+from model.runtime.head_model import HEAD_BOUNDS, HeadModel
+from model.runtime.modelfile import state_dict_arrays
+import model.runtime.numpy_gradients as numpy_gradients
+from model.runtime.numpy_gradients import sdf_and_vjp
+from model.runtime.numpy_network import NumpyNetwork
+from model.training.network import ImHeadNetwork, denormals_flushed, network_from_model_file
 
 BUNDLED = Path(__file__).resolve().parents[1] / "weights" / "imhead.npz"
 SDF_TOLERANCE = 1e-5

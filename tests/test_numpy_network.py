@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from model import ModelFileError
-from model.config import ABLATIONS, PRESETS, make_config
-from model.editing import slider_offsets
-from model.head_model import HEAD_BOUNDS, HeadModel
-from model.modelfile import load_model_file, state_dict_arrays
-from model.network import ImHeadNetwork, denormals_flushed, network_from_model_file
-from model.numpy_network import NumpyNetwork, scaled_softplus
+from model.runtime.config import ABLATIONS, PRESETS, make_config
+from model.runtime.editing import slider_offsets
+from model.runtime.head_model import HEAD_BOUNDS, HeadModel
+from model.runtime.modelfile import load_model_file, state_dict_arrays
+from model.runtime.numpy_network import NumpyNetwork, scaled_softplus
+from model.training.network import ImHeadNetwork, denormals_flushed, network_from_model_file
 
 BUNDLED = Path(__file__).resolve().parents[1] / "weights" / "imhead.npz"
 TOLERANCE = 1e-5

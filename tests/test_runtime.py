@@ -9,9 +9,9 @@ import torch
 from scipy.spatial import cKDTree
 
 from model import HeadModel
-from model.head_model import HEAD_BOUNDS, box_sdf
-from model.meshing import connected_components, extract_surface, is_closed
-from model.network import denormals_flushed, network_from_model_file
+from model.runtime.head_model import HEAD_BOUNDS, box_sdf
+from model.runtime.meshing import connected_components, extract_surface, is_closed
+from model.training.network import denormals_flushed, network_from_model_file
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "weights" / "imhead.npz"
@@ -20,8 +20,9 @@ WITHOUT_TORCH = """
 import json, sys
 sys.modules["torch"] = None  # `import torch` raises ImportError from here on
 import numpy as np
-from model import HeadModel, editing, expressions
-from model.meshing import connected_components, is_closed
+from model import HeadModel
+from model.runtime import editing, expressions
+from model.runtime.meshing import connected_components, is_closed
 
 model = HeadModel.load(sys.argv[1])
 identity = model.sample_identity(1, 1.0)

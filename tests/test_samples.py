@@ -3,9 +3,9 @@ import igl
 import numpy as np
 import pytest
 
-import model.build_dataset as dataset
-from model.heads import SKIN, Head, HeadData
-from model.samples import (MM, expression_samples, identity_samples, sample_outer_surface,
+import model.data.build_dataset as dataset
+from model.data.heads import SKIN, Head, HeadData
+from model.data.samples import (MM, expression_samples, identity_samples, sample_outer_surface,
                            signed_distance, surface_points)
 
 BOX_HALF = 0.5

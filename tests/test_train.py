@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from model import HeadModel, ImHeadError
-from model.meshing import connected_components, is_closed
-from model.train import load_config, train
+from model.runtime.meshing import connected_components, is_closed
+from model.training.train import load_config, train
 
 CONFIG = "configs/tiny.json"
 
@@ -52,7 +52,7 @@ def test_an_interrupted_run_resumes_to_the_same_model(tmp_path):
 
 def test_the_warp_stage_alone_reproduces_the_full_run(tmp_path):
     """The bundled model's second stage was run with --warp-only on the first stage's file."""
-    from model.train import warp_only
+    from model.training.train import warp_only
     both = tiny_config(10)
     both["train"]["warp_steps"] = 30
     warp_losses = []

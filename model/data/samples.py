@@ -9,7 +9,7 @@ winding number (robust to the self-touching lips of some expressions, unlike ray
 import igl
 import numpy as np
 
-from .frame import MM
+from ..runtime.frame import MM
 from .heads import SKIN
 
 NEAR_SIGMAS = (1 * MM, 10 * MM)  # near-surface offsets: half the points at each sigma

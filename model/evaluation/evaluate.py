@@ -1,6 +1,6 @@
 """Evaluate a model file the way the paper does, on held-out heads (identities never trained on).
 
-    python -m model.evaluate --model weights/imhead.npz --out docs/evaluation
+    python -m model.evaluation.evaluate --model weights/imhead.npz --out docs/evaluation
 
 Held-out heads of both sources: ICT adults (with the neck the model was trained on: ICT's own, or
 the flat neck cut of the all-ages data set) and Anny people of every age (always the flat cut;
@@ -9,8 +9,8 @@ and Anny's children alone, has its own rows beside the mean head's baseline on t
 
 Writes <out>.md (Markdown tables), <out>.json (every number) and <out>-noise.png (error against noise;
 not with --robustness-heads 0, which leaves the robustness rows out: a quick look at the held-out rows).
-Every fitted head is fitted by model.fit from surface points given in metres (as a scan in a Blender
-scene would be), meshed at --resolution and compared with its true surface by model.metrics.
+Every fitted head is fitted by model.runtime.fit from surface points given in metres (as a scan in a Blender
+scene would be), meshed at --resolution and compared with its true surface by model.evaluation.metrics.
 """
 import argparse
 import json
@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import HeadModel
-from .build_dataset import ANNY, ICT, accepted_heads, held_out_heads, test_identities, training_identities
-from .fit import fit
-from .frame import MODEL_UNIT_M
-from .heads import HeadData
+from ..data.build_dataset import ANNY, ICT, accepted_heads, held_out_heads, test_identities, training_identities
+from ..data.heads import HeadData
+from ..data.samples import face_normals, sample_outer_surface, surface_points
+from ..runtime import HeadModel
+from ..runtime.fit import fit
+from ..runtime.frame import MODEL_UNIT_M
 from .metrics import compare_surfaces
-from .samples import face_normals, sample_outer_surface, surface_points
 
 NOISE_MM = (0.0, 0.5, 1.0, 2.0, 4.0)
 FACE_REGION_Y = -0.1  # model units: 2 cm in front of the head's centre
@@ -95,7 +95,7 @@ def evaluation_heads(model, n_heads, anny_heads=0, n_train=None):
         heads["training"] = [(i, w, data.head(w))
                              for i, w in enumerate(training_identities(model.codes.shape[0], seed)[:n_train])]
     if anny_heads or (flat_neck_cut and data_settings.get("anny_heads", 0)):
-        from .anny_heads import AnnyHeadData
+        from ..data.anny_heads import AnnyHeadData
         anny = AnnyHeadData()
         if anny_heads:
             heads["anny"] = held_out_heads(ANNY, anny_heads, anny_data=anny)

@@ -1,9 +1,9 @@
 """Who is in the all-ages data set: counts per source, the Anny heads' ages, ethnicity and gender.
 
-    python -m model.data_report [--config configs/v2.json] [--data PATH.npz]
+    python -m model.data.data_report [--config configs/v2.json] [--data PATH.npz]
 
 Reads the built data set when it is there (--data, or the cache file of the config's data
-settings); otherwise draws the same training candidates from Anny's stream (model/build_dataset.py),
+settings); otherwise draws the same training candidates from Anny's stream (model/data/build_dataset.py),
 which differs from the built set only by the few the neck cut refuses (1 in 1,000). Markdown on stdout.
 """
 import argparse
@@ -54,8 +54,8 @@ def main(argv=None):
     parser.add_argument("--config", default="configs/v2.json")
     parser.add_argument("--data", help="a built data set (npz)")
     args = parser.parse_args(argv)
-    from .build_dataset import ANNY, ANNY_PHENOTYPES
-    from .train import dataset_path, load_config
+    from ..training.train import load_config
+    from .build_dataset import ANNY, ANNY_PHENOTYPES, dataset_path
     settings = load_config(args.config)["data"]
     path = Path(args.data) if args.data else dataset_path(settings)
     if path.exists():

@@ -9,7 +9,7 @@ unless noted; signed distances negative inside):
   near_sdf (H, M)             their exact signed distance
   free (H, K, 3)              points uniform in [-1, 1]^3
   free_sdf (H, K)             their exact signed distance
-  keypoints (H, 39, 3)        the keypoints of model/keypoints.json on each head
+  keypoints (H, 39, 3)        the keypoints of model/data/keypoints.json on each head
   exp_head (E,) int32         index of the identity (row of the arrays above) each expression belongs to
   exp_weights (E, 53)         expression weights, in the order of expression_names
   exp_canonical (E, S, 3)     surface points of the neutral head of that identity ...
@@ -24,10 +24,10 @@ Training identities come from one random stream of the seed; held-out test ident
 Each head's samples come from its own stream (seed, head index): the result does not depend
 on the number of worker processes.
 
-    python -m model.build_dataset --out .cache/heads300.npz --heads 300
+    python -m model.data.build_dataset --out .cache/heads300.npz --heads 300
 
 The all-ages data set (flat_neck_cut, configs/v2.json) has H = N ICT heads then M Anny heads
-(model/anny_heads.py), every one cut by the same flat neck rule (model/neck.py); expressions
+(model/data/anny_heads.py), every one cut by the same flat neck rule (model/data/neck.py); expressions
 (E = N * expressions_per_identity) only on ICT heads, as before. Its extra arrays:
   source (H,) int8            0 ICT, 1 Anny (source_names)
   candidate (H,) int32        the head's index in its source's training stream
@@ -41,7 +41,7 @@ training heads are the first accepted candidates whatever N and M are. Each head
 cached in .cache/heads-<settings hash>/ as they are made (an interrupted build resumes; a larger
 build reuses a smaller one's heads), then stacked into one npz.
 
-    python -m model.build_dataset --heads 1000 --anny-heads 1000 --flat-neck-cut
+    python -m model.data.build_dataset --heads 1000 --anny-heads 1000 --flat-neck-cut
 """
 import argparse
 import hashlib
@@ -404,12 +404,19 @@ def _clock(seconds):
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes:02d}:{seconds:02d}"
 
 
+def dataset_path(data):
+    name = "heads_{heads}_s{seed}_{surface}_{near}_{free}_e{expressions}".format(**data)
+    if data.get("flat_neck_cut") or data.get("anny_heads"):  # the all-ages data set (older names stay)
+        name += "_anny{anny_heads}_flatneck".format(**data)
+    return cache_dir() / (name + ".npz")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", help="npz to write (default: the cache file model.train reads for these settings)")
+    parser.add_argument("--out", help="npz to write (default: the cache file model.training.train reads for these settings)")
     parser.add_argument("--heads", type=int, default=300, help="ICT heads")
     parser.add_argument("--anny-heads", type=int, default=0, help="Anny heads (needs --flat-neck-cut)")
-    parser.add_argument("--flat-neck-cut", action="store_true", help="the all-ages data set's neck (model/neck.py)")
+    parser.add_argument("--flat-neck-cut", action="store_true", help="the all-ages data set's neck (model/data/neck.py)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--surface", type=int, default=16384)
     parser.add_argument("--near", type=int, default=16384)
@@ -417,7 +424,6 @@ def main(argv=None):
     parser.add_argument("--expressions", type=int, default=2, help="expressed heads per ICT identity")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
-    from .train import dataset_path
     settings = {"heads": args.heads, "anny_heads": args.anny_heads, "flat_neck_cut": args.flat_neck_cut,
                 "seed": args.seed, "surface": args.surface, "near": args.near, "free": args.free,
                 "expressions": args.expressions}

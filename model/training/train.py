@@ -1,6 +1,6 @@
 """Train imHead as an auto-decoder: one learned code per training head, the network shared.
 
-    python -m model.train --config configs/compact.json --out weights/imhead.npz
+    python -m model.training.train --config configs/compact.json --out weights/imhead.npz
 
 A config file (JSON) has three sections: "model" (preset, ablation, field overrides), "data" (how many
 heads, samples per head, seed) and "train" (steps, batch, learning rates, loss weights). Checkpoints are
@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .build_dataset import build_dataset
-from .config import make_config
-from .data_paths import cache_dir
-from .errors import ImHeadError
-from .modelfile import load_model_file, save_model_file, state_dict_arrays
+from ..data.build_dataset import build_dataset, dataset_path
+from ..data.heads import KEYPOINTS_PATH
+from ..runtime.config import make_config
+from ..runtime.errors import ImHeadError
+from ..runtime.modelfile import load_model_file, save_model_file, state_dict_arrays
 from .network import ImHeadNetwork, denormals_flushed, network_from_model_file
 
 TRAIN_DEFAULTS = {
@@ -49,13 +49,6 @@ def load_config(path):
 def model_config(settings):
     settings = dict(settings)
     return make_config(settings.pop("preset", "compact"), settings.pop("ablation", "full"), **settings)
-
-
-def dataset_path(data):
-    name = "heads_{heads}_s{seed}_{surface}_{near}_{free}_e{expressions}".format(**data)
-    if data.get("flat_neck_cut") or data.get("anny_heads"):  # the all-ages data set (older names stay)
-        name += "_anny{anny_heads}_flatneck".format(**data)
-    return cache_dir() / (name + ".npz")
 
 
 def on_device(data, device):
@@ -268,7 +261,7 @@ def train_warp(net, codes, data, settings, progress=None):
 
 
 def save_trained_model(out_path, net, codes, data, config, summary):
-    table = json.loads((Path(__file__).parent / "keypoints.json").read_text())
+    table = json.loads(KEYPOINTS_PATH.read_text())
     header = {"config": net.config.to_dict(), "keypoints": table["keypoints"], "regions": table["regions"],
               "expression_names": data["expression_names"], "training": {"config": config, **summary}}
     arrays = state_dict_arrays(net.state_dict())

@@ -1,5 +1,5 @@
-"""Surfaces from signed distance fields: coarse-to-fine extraction, the dense baseline, mesh checks,
-and OBJ/PLY files.
+"""Surfaces from signed distance fields: coarse-to-fine extraction, the dense baseline and mesh checks
+(their files: mesh_io.py).
 
 Both extractors sample the same lattice (`Grid`) and run the same marching cubes on it, so at one
 resolution they give the same mesh. The coarse-to-fine one evaluates the field only where the surface
@@ -466,67 +466,3 @@ def is_closed(mesh):
     """Whether the mesh has faces and every edge is shared by exactly two of them (a watertight surface)."""
     _, counts = np.unique(_edge_keys(mesh.faces), return_counts=True)
     return len(mesh.faces) > 0 and bool(np.all(counts == 2))
-
-
-def write_obj(path, mesh):
-    """Writes the mesh as a Wavefront OBJ with vertex normals (1-based indices)."""
-    vertex_lines = ("v %.6f %.6f %.6f\n" * len(mesh.vertices)) % tuple(mesh.vertices.reshape(-1).tolist())
-    normal_lines = ("vn %.6f %.6f %.6f\n" * len(mesh.normals)) % tuple(mesh.normals.reshape(-1).tolist())
-    face_lines = ("f %d//%d %d//%d %d//%d\n" * len(mesh.faces)) % tuple(
-        np.repeat(mesh.faces.reshape(-1) + 1, 2).tolist())
-    with open(path, "w", encoding="ascii") as file:
-        file.write(vertex_lines)
-        file.write(normal_lines)
-        file.write(face_lines)
-
-
-def write_ply(path, mesh):
-    """Writes the mesh as a binary little-endian PLY with vertex normals."""
-    header = (
-        "ply\nformat binary_little_endian 1.0\n"
-        f"element vertex {len(mesh.vertices)}\n"
-        "property float x\nproperty float y\nproperty float z\n"
-        "property float nx\nproperty float ny\nproperty float nz\n"
-        f"element face {len(mesh.faces)}\n"
-        "property list uchar int vertex_indices\nend_header\n"
-    )
-    vertex_rows = np.concatenate([mesh.vertices, mesh.normals], axis=1).astype("<f4")
-    face_rows = np.zeros(len(mesh.faces), dtype=[("count", "u1"), ("index", "<i4", (3,))])
-    face_rows["count"] = 3
-    face_rows["index"] = mesh.faces
-    with open(path, "wb") as file:
-        file.write(header.encode("ascii"))
-        file.write(vertex_rows.tobytes())
-        file.write(face_rows.tobytes())
-
-
-def main(argv=None):
-    """python -m model.meshing --model weights/imhead.npz --seed 0 --resolution 256 --out head.obj"""
-    import argparse
-    from pathlib import Path
-
-    from .errors import ImHeadError
-    from .head_model import HeadModel  # here, not at the top: head_model imports this module
-
-    parser = argparse.ArgumentParser(description="Mesh one head of an imHead model into an OBJ or PLY file.")
-    parser.add_argument("--model", required=True, type=Path, help="model file, e.g. weights/imhead.npz")
-    parser.add_argument("--seed", type=int, default=0, help="identity seed (HeadModel.sample_identity)")
-    parser.add_argument("--scale", type=float, default=1.0, help="identity scale: 0 = mean head .. 2")
-    parser.add_argument("--resolution", type=int, default=256, help="cells along the longest side of the box")
-    parser.add_argument("--out", required=True, type=Path, help="output file, .obj or .ply")
-    args = parser.parse_args(argv)
-    writers = {".obj": write_obj, ".ply": write_ply}
-    if args.out.suffix.lower() not in writers:
-        parser.error(f"--out must end in .obj or .ply, got {args.out}")
-    try:
-        head = HeadModel.load(args.model)
-    except ImHeadError as exc:
-        parser.exit(1, f"error: {exc}\n")
-    mesh = head.extract_mesh(head.sample_identity(args.seed, args.scale), resolution=args.resolution)
-    writers[args.out.suffix.lower()](args.out, mesh)
-    print(f"{args.out}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces, "
-          f"{connected_components(mesh)} piece(s), closed: {is_closed(mesh)}")
-
-
-if __name__ == "__main__":
-    main()

@@ -5,7 +5,7 @@
 - Model frame: the Blender frame's axes, centred on the template head, in units of
   MODEL_UNIT_M, so that every head fits comfortably inside [-1, 1]^3.
 - Anny frame: metres with the Blender frame's axes; each Anny head is first moved rigidly onto
-  the ICT template's keypoints (model/anny_heads.py), then scaled like the Blender frame.
+  the ICT template's keypoints (model/data/anny_heads.py), then scaled like the Blender frame.
 
 A head object's local coordinates are the model frame scaled by MODEL_UNIT_M: the object
 origin is the model origin (the centre of the template head).

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .config import ModelConfig
-from .errors import ModelFileError
+from ..runtime.config import ModelConfig
+from ..runtime.errors import ModelFileError
 
 _flushing = threading.local()
 

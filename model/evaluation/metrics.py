@@ -6,7 +6,7 @@ surface's triangles (its closest point), not to the other surface's samples.
 import igl
 import numpy as np
 
-from .frame import model_to_mm
+from ..runtime.frame import model_to_mm
 
 N_SAMPLES = 100_000
 F_SCORE_MM = (1.0, 5.0)

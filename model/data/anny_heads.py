@@ -14,7 +14,7 @@ at every age (Anny's own head-only mesh ends at the chin in front):
   stays a child's size;
 - the skin is cut by the plane NECK_CUT_BELOW_CHIN_M below the chin keypoint, perpendicular to the
   neck (the axis of the rest skeleton's neck bones, 7-24 degrees from vertical), and capped flat
-  (model/neck.py). Where the neck is short (toddlers, heavy necks) the cut meets the top of the
+  (model/data/neck.py). Where the neck is short (toddlers, heavy necks) the cut meets the top of the
   shoulders. Measured on 1,000 sampled identities: one (8 years, short chin) had the bottom of
   its mouth pocket below the plane, and the cut refused it with NeckCutError; a data set builder
   draws another identity then;
@@ -33,8 +33,8 @@ import trimesh
 import anny
 import anny.paths
 
+from ..runtime.frame import MODEL_UNIT_M, blender_to_model
 from .data_paths import cache_dir, data_file
-from .frame import MODEL_UNIT_M, blender_to_model
 from .heads import SKIN, Head, template_keypoints
 from .neck import cut_and_cap, neck_cut_point, piece_holding
 

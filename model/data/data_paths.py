@@ -7,7 +7,7 @@ folder laid out the same way. Built data sets are cached in `<project root>/.cac
 import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR_ENV = "IMHEAD_DATA_DIR"
 ICT_SOURCE = "ict-face-model"
 ICT_FILE_NAME = "ict_face_model_light.npz"

@@ -10,8 +10,8 @@ Open parts (gums, tongue, teeth, lacrimal, occlusion, eye-blend, lashes) are lef
 Vertex layout of every Head: the ICT skin vertices keep their ICT indices (0..14061), then
 the eyeball vertices, then the neck cap's centre.
 
-With flat_neck_cut (the all-ages data set, model/build_dataset.py), the skin is instead cut like
-every Anny head (model/neck.py): by the plane NECK_CUT_BELOW_CHIN_M below the chin keypoint,
+With flat_neck_cut (the all-ages data set, model/data/build_dataset.py), the skin is instead cut like
+every Anny head (model/data/neck.py): by the plane NECK_CUT_BELOW_CHIN_M below the chin keypoint,
 perpendicular to the neck's axis, and capped flat. ICT has no skeleton, so the neck's axis is
 the line from the centroid of the neck's open bottom loop to the centroid of the vertex ring
 NECK_AXIS_RING edges above it (5 cm below the chin on the template, 10 degrees from vertical,
@@ -35,8 +35,8 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from ..runtime.frame import MODEL_UNIT_M, ict_to_model, ict_vectors_to_model
 from .data_paths import ict_model_path
-from .frame import MODEL_UNIT_M, ict_to_model, ict_vectors_to_model
 from .neck import cut_and_cap, neck_cut_point
 
 N_IDENTITY = 100

@@ -1,10 +1,10 @@
 """Reproduce the paper's ablation study (supplementary Table 1) on our data, with one command.
 
-    python -m model.ablation --config configs/ablation.json --out docs/ablation
+    python -m model.training.ablation --config configs/ablation.json --out docs/ablation
 
 Every variant gets the same data, steps, batch, schedule and seed (the config file's), only its
-`model.ablation` differs; each is then fitted to the same held-out heads and scored like
-model.evaluate. Writes <out>.md (the table, with the command and commit that produced it) and
+`model.training.ablation` differs; each is then fitted to the same held-out heads and scored like
+model.evaluation.evaluate. Writes <out>.md (the table, with the command and commit that produced it) and
 <out>.json. --steps overrides the budget and --device trains elsewhere: a longer run on a GPU machine is
 `--steps 20000 --device cuda` (fitting and scoring stay on the CPU).
 """
@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 
 
-from . import HeadModel
-from .build_dataset import test_identities
-from .config import ABLATIONS
-from .evaluate import fitted_mesh, mean_row, scan_points
-from .frame import MODEL_UNIT_M
-from .heads import HeadData
-from .metrics import compare_surfaces
+from ..data.build_dataset import test_identities
+from ..data.heads import HeadData
+from ..evaluation.evaluate import fitted_mesh, mean_row, scan_points
+from ..evaluation.metrics import compare_surfaces
+from ..runtime import HeadModel
+from ..runtime.config import ABLATIONS
+from ..runtime.frame import MODEL_UNIT_M
 from .train import load_config, model_config, train
 
 LABELS = {"local_312": "w. local latents (39 × 8)", "local_1248": "w. local latents (39 × 32)",
@@ -88,7 +88,7 @@ def main(argv=None):
     # The commit this run's code comes from: taken before the hour of training, not after it.
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     rows = run(config, args.variants, args.runs, args.heads, args.resolution, args.quality)
-    command = "python -m model.ablation " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m model.training.ablation " + " ".join(argv if argv is not None else sys.argv[1:])
     settings = (f"{config['train']['steps']} steps, {config['train']['batch_heads']} heads per step, seed "
                 f"{config['train']['seed']}, {config['data']['heads']} training heads; fitted to {args.heads} "
                 f"held-out heads ({args.quality}), meshed at {args.resolution}^3")

@@ -1,0 +1,31 @@
+"""Generating a head from the model: a sampled identity meshed and put in the scene, or given to the
+active head (whose baked expression keys are set aside to bake again)."""
+from ..model import ImHeadError
+from .heads import HEAD_NAME, add_head_object, is_head, replace_mesh, write_state
+from .meshes import mesh_from_surface
+from .models import load_model
+from .shape_keys import set_aside_expressions
+
+
+def generate_head(context, settings, progress=None):
+    """Generate a head and put it in the scene; returns its object.
+
+    settings: model_path ("" = bundled), seed, variation (0 = mean head .. 2), resolution
+    (marching-cubes grid size) and replace (give the active head the new shape instead of
+    adding a head at the 3D cursor). progress: optional callable(fraction).
+    Raises ImHeadError before touching the scene when the model cannot be used.
+    """
+    model = load_model(settings["model_path"])
+    identity = model.sample_identity(settings["seed"], settings["variation"])
+    surface = model.extract_mesh(identity, resolution=settings["resolution"], progress=progress)
+    if len(surface.faces) == 0:
+        raise ImHeadError(f"The model in {model.path} gives no surface for this head: is it a trained model?")
+    mesh = mesh_from_surface(HEAD_NAME, surface)
+    head = context.active_object if settings["replace"] and is_head(context.active_object) else None
+    if head is None:
+        head = add_head_object(context, mesh)
+    else:
+        set_aside_expressions(head, model)
+        replace_mesh(head, mesh)
+    write_state(head, model.hash, identity, settings)
+    return head

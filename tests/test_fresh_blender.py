@@ -15,9 +15,12 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import ADDON_MODULE, ROOT
+from model.runtime.frame import MODEL_UNIT_M
+from model.runtime.mesh_io import read_points
 
 SESSION = """
 import json, sys
@@ -141,3 +144,27 @@ def test_the_zip_generates_edits_bakes_and_fits_in_a_stock_blender(stock_blender
     # The fitted head lies where the scan is, at the scan's (metre) size.
     assert all(0.1 < size < 0.5 for size in result["fitted_dimensions"]), result["fitted_dimensions"]
     assert max(abs(a - b) for a, b in zip(result["fitted_location"], (0.3, -0.2, 1.1))) < 0.1
+
+
+def test_the_headless_generate_and_fit_commands_run_without_torch(stock_blender_python, tiny_model, tmp_path):
+    """The runtime's own commands in a Python with numpy and nothing of training's (no torch, no libigl,
+    no scipy): generate a head to a file, then fit that head's vertices."""
+    _, python = stock_blender_python
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+
+    def run(*args):
+        completed = subprocess.run([str(python), "-m", *args], cwd=ROOT, capture_output=True, text=True, env=env,
+                                   timeout=600)
+        assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+        return completed.stdout
+
+    head = tmp_path / "head.obj"
+    run("model.runtime.head_model", "--model", str(tiny_model), "--resolution", "48", "--out", str(head))
+    scan = tmp_path / "scan.npy"  # the head's vertices (model units) as a scan in millimetres
+    np.save(scan, read_points(head)[0] * MODEL_UNIT_M * 1000.0)
+    summary = tmp_path / "fit.json"
+    printed = run("model.runtime.fit", "--model", str(tiny_model), "--input", str(scan), "--steps", "20",
+                  "--points", "2000", "--out-json", str(summary))
+    assert "within" in printed and json.loads(summary.read_text())["within_5mm"] > 0.9
+    with pytest.raises(AssertionError):  # and that Python really has no torch
+        run("torch")

@@ -1,13 +1,15 @@
 """The all-ages data set: ICT and Anny heads in one npz, disjoint held-out streams, cached builds."""
 import json
+import shutil
 import time
 
 import numpy as np
 import pytest
 
 from model.data.anny_heads import AnnyHeadData
-from model.data.build_dataset import (ANNY, ICT, anny_candidate, build_dataset, held_out_heads, ict_candidate,
-                                 progress_bar)
+from model.data.build_dataset import (ANNY, ICT, anny_candidate, build_dataset, data_version, held_out_heads,
+                                      ict_candidate, progress_bar)
+from model.data.data_paths import DATA_DIR_ENV, data_dir
 from model.data.heads import HeadData
 from model.training.train import dataset_path, load_config
 from test_heads import _assert_closed_oriented_sphere, _volume
@@ -87,8 +89,26 @@ def test_v2_config_names_its_own_cache_and_the_bundled_one_keeps_its_name():
     v2 = load_config("configs/v2.json")["data"]
     assert v2["heads"] + v2["anny_heads"] >= 2000 and v2["flat_neck_cut"]
     compact = load_config("configs/compact.json")["data"]
-    assert dataset_path(compact).name == "heads_300_s0_16384_16384_4096_e2.npz"
+    assert dataset_path(compact).name == f"heads_300_s0_16384_16384_4096_e2_v{data_version()}.npz"
     assert dataset_path(v2) != dataset_path(compact) and "anny" in dataset_path(v2).name
+
+
+def test_a_changed_data_file_or_builder_names_another_cache(tmp_path, monkeypatch):
+    """The cache name follows what the data set is made from, not only its settings."""
+    compact = load_config("configs/compact.json")["data"]
+    before = dataset_path(compact)
+    copy = tmp_path / "data"
+    shutil.copytree(data_dir(), copy)
+    monkeypatch.setenv(DATA_DIR_ENV, str(copy))
+    data_version.cache_clear()
+    try:
+        assert dataset_path(compact) == before  # the same files elsewhere: the same data set
+        with open(copy / "anny" / "keypoints.json", "a") as file:
+            file.write(" ")
+        data_version.cache_clear()
+        assert dataset_path(compact) != before
+    finally:
+        data_version.cache_clear()
 
 
 def test_progress_bar_shows_count_and_eta():

@@ -45,6 +45,7 @@ build reuses a smaller one's heads), then stacked into one npz.
 """
 import argparse
 import hashlib
+import importlib.metadata
 import json
 import math
 import multiprocessing
@@ -52,11 +53,12 @@ import os
 import sys
 import time
 from dataclasses import asdict
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from .data_paths import cache_dir
+from .data_paths import cache_dir, data_dir
 from .heads import N_IDENTITY, HeadData
 from .neck import NECK_CUT_BELOW_CHIN_M, NeckCutError
 from .samples import expression_samples, identity_samples
@@ -214,10 +216,28 @@ def accepted_heads(source, n, seed=0, ict_data=None, anny_data=None, held_out=Fa
     return heads
 
 
+@lru_cache(maxsize=1)
+def data_version():
+    """A digest of what a data set is made from: the data-building modules (model/data/*.py), every file
+    of the data folder and the Anny release. It is part of every cache name, so that a changed builder
+    or data file never reuses a stale cache (hashing the ~17 MB takes a few hundredths of a second)."""
+    digest = hashlib.sha256()
+    sources = sorted(Path(__file__).parent.glob("*.py")) + sorted(p for p in data_dir().rglob("*") if p.is_file())
+    for path in sources:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    try:
+        digest.update(importlib.metadata.version("anny").encode())
+    except importlib.metadata.PackageNotFoundError:
+        digest.update(b"no anny")
+    return digest.hexdigest()[:10]
+
+
 def all_ages_settings(seed, n_surface, n_near, n_free, expressions_per_identity):
     """What a cached head depends on (not the counts: a larger build reuses a smaller one's heads)."""
-    return {"format": ALL_AGES_FORMAT, "seed": seed, "surface": n_surface, "near": n_near, "free": n_free,
-            "expressions": expressions_per_identity, "neck_cut_below_chin_m": NECK_CUT_BELOW_CHIN_M}
+    return {"format": ALL_AGES_FORMAT, "version": data_version(), "seed": seed, "surface": n_surface,
+            "near": n_near, "free": n_free, "expressions": expressions_per_identity,
+            "neck_cut_below_chin_m": NECK_CUT_BELOW_CHIN_M}
 
 
 def head_cache_dir(settings, parent=None):
@@ -405,10 +425,11 @@ def _clock(seconds):
 
 
 def dataset_path(data):
+    """The cache file of the data set of these settings, made from this data_version()."""
     name = "heads_{heads}_s{seed}_{surface}_{near}_{free}_e{expressions}".format(**data)
-    if data.get("flat_neck_cut") or data.get("anny_heads"):  # the all-ages data set (older names stay)
+    if data.get("flat_neck_cut") or data.get("anny_heads"):  # the all-ages data set
         name += "_anny{anny_heads}_flatneck".format(**data)
-    return cache_dir() / (name + ".npz")
+    return cache_dir() / f"{name}_v{data_version()}.npz"
 
 
 def main(argv=None):

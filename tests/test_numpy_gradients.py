@@ -7,18 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from model.runtime.config import ABLATIONS, PRESETS, make_config
+from model.runtime.config import ABLATIONS, PRESETS
 from model.runtime.head_model import HEAD_BOUNDS, HeadModel
-from model.runtime.modelfile import state_dict_arrays
 import model.runtime.numpy_gradients as numpy_gradients
 from model.runtime.numpy_gradients import sdf_and_vjp
-from model.runtime.numpy_network import NumpyNetwork
-from model.training.network import ImHeadNetwork, denormals_flushed, network_from_model_file
+from model.training.network import denormals_flushed, network_from_model_file
+from test_numpy_network import untrained
 
 BUNDLED = Path(__file__).resolve().parents[1] / "weights" / "imhead.npz"
 SDF_TOLERANCE = 1e-5
 GRADIENT_TOLERANCE = 1e-4   # relative: of the difference's norm to torch's, and of its largest entry to torch's
-TEMPLATE = np.random.default_rng(0).uniform(-0.5, 0.5, (39, 3)).astype(np.float32)
 
 
 def box_points(count, rng):
@@ -78,16 +76,6 @@ def test_bundled_weights_gradients_match_torch(bundled, with_expression, n_parts
     if with_expression:
         expression = np.random.default_rng(1).uniform(0, 1, (1, head_model.config.expression_dim)).astype(np.float32)
     assert_matches_torch(head_model.network, net, points, codes, expression, n_parts)
-
-
-def untrained(preset, ablation):
-    config = make_config(preset, ablation)
-    torch.manual_seed(0)
-    net = ImHeadNetwork(config, TEMPLATE)
-    with torch.no_grad():  # a warp that moves points, so that its gradient means something
-        net.warp[-1].weight.mul_(30.0)
-    arrays = {**state_dict_arrays(net.state_dict()), "template_keypoints": TEMPLATE}
-    return config, net.requires_grad_(False), NumpyNetwork(config, arrays)
 
 
 @pytest.mark.parametrize("preset,ablation", [(p, a) for p in PRESETS for a in ABLATIONS])

@@ -101,18 +101,24 @@ def test_tiny_trained_model_matches_torch(tiny_model):
                                rtol=0, atol=TOLERANCE)
 
 
+def untrained(preset, ablation):
+    """An untrained network of one configuration, (config, torch network, NumpyNetwork), its warp made to
+    move points so that the warp's parity (and gradient) means something."""
+    config = make_config(preset, ablation)
+    torch.manual_seed(0)
+    net = ImHeadNetwork(config, TEMPLATE)
+    with torch.no_grad():
+        net.warp[-1].weight.mul_(30.0)
+    arrays = {**state_dict_arrays(net.state_dict()), "template_keypoints": TEMPLATE}
+    return config, net.requires_grad_(False), NumpyNetwork(config, arrays)
+
+
 @pytest.mark.parametrize("preset,ablation", [(p, "full") for p in PRESETS] +
                          [(p, a) for p in ("tiny", "compact") for a in ABLATIONS if a != "full"])
 def test_every_preset_and_ablation_matches_torch(preset, ablation):
     """Untrained networks of every configuration: each latent mode, with and without FusionNet and the
     local canonical space, dense and truncated blends, and fewer parts than the blend's."""
-    config = make_config(preset, ablation)
-    torch.manual_seed(0)
-    net = ImHeadNetwork(config, TEMPLATE)
-    with torch.no_grad():  # a warp that moves points, so that its parity means something
-        net.warp[-1].weight.mul_(30.0)
-    arrays = {**state_dict_arrays(net.state_dict()), "template_keypoints": TEMPLATE}
-    runtime = NumpyNetwork(config, arrays)
+    config, net, runtime = untrained(preset, ablation)
     rng = np.random.default_rng(1)
     codes = (0.3 * rng.standard_normal((2, config.code_dim))).astype(np.float32)
     expression = rng.uniform(0, 1, (2, config.expression_dim)).astype(np.float32)

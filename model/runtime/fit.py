@@ -74,6 +74,8 @@ NORMAL_WEIGHT = 0.2
 # The step of the central differences that give the field's gradient at a normal point: 0.2 mm, small
 # against the field's curvature and large against float32 rounding of the signed distance (~1e-7).
 NORMAL_STEP = 0.2 * MM
+# The six points about x whose signed distances give the gradient there: x + h e_k, then x - h e_k.
+CENTRAL_OFFSETS = np.concatenate([np.eye(3), -np.eye(3)]) * NORMAL_STEP
 # Fewest points per worker worth splitting a batch over the workers for.
 MIN_WORKER_POINTS = 1000
 # A fit must explain its scan: at least MIN_EXPLAINED of the fitted points within EXPLAINED_DISTANCE of
@@ -413,7 +415,6 @@ def refine(vjp, model, cloud, normals, start, steps, neutral, rng, step_done):
     normal_size = min(NORMAL_POINTS, len(cloud)) if normals is not None else 0
     # The field's gradient at a normal point, by central differences: six more points each, whose signed
     # distances have first derivatives like every other point's (the backward pass has no second ones).
-    offsets = np.concatenate([np.eye(3), -np.eye(3)]) * NORMAL_STEP
 
     for step in range(steps):
         # Cosine decay to a tenth: big moves first, then settling without jitter.
@@ -423,9 +424,9 @@ def refine(vjp, model, cloud, normals, start, steps, neutral, rng, step_done):
         scale = np.exp(params["log_scale"][0])
         rows = rng.choice(len(cloud), batch_size, replace=False)
         normal_rows = rng.choice(len(cloud), normal_size, replace=False) if normal_size else rows[:0]
-        source = np.concatenate([rows, np.repeat(normal_rows, len(offsets))])
+        source = np.concatenate([rows, np.repeat(normal_rows, len(CENTRAL_OFFSETS))])
         where = scale * cloud[source] @ rotation.T + params["translation"][0]
-        where[batch_size:] += np.tile(offsets, (normal_size, 1))
+        where[batch_size:] += np.tile(CENTRAL_OFFSETS, (normal_size, 1))
         code = (mean + params["identity"] @ axes)[None].astype(np.float32)
         values = None if neutral else params["expression"][None].astype(np.float32)
         sdf, backward = vjp(where[None].astype(np.float32), code, values)
@@ -484,8 +485,7 @@ def fitted_distances(model, cloud, pose, identity, expression):
     """Distance of every point of the cloud to the fitted head, model units: |f| / |grad f|, the distance
     to the surface to first order, also where a field's slope is not 1 (a briefly trained model's)."""
     placed = cloud @ (pose["scale"] * pose["rotation"]).T + pose["translation"]
-    offsets = np.concatenate([np.eye(3), -np.eye(3)]) * NORMAL_STEP
-    queries = np.concatenate([placed, (placed[:, None] + offsets).reshape(-1, 3)]).astype(np.float32)
+    queries = np.concatenate([placed, (placed[:, None] + CENTRAL_OFFSETS).reshape(-1, 3)]).astype(np.float32)
     values = model.sdf(queries, identity, expression).astype(np.float64)
     sdf, around = values[:len(placed)], values[len(placed):].reshape(-1, 2, 3)
     slope = np.linalg.norm(around[:, 0] - around[:, 1], axis=1) / (2 * NORMAL_STEP)

@@ -101,10 +101,10 @@ def test_tiny_trained_model_matches_torch(tiny_model):
                                rtol=0, atol=TOLERANCE)
 
 
-def untrained(preset, ablation):
+def untrained(preset, ablation, **overrides):
     """An untrained network of one configuration, (config, torch network, NumpyNetwork), its warp made to
     move points so that the warp's parity (and gradient) means something."""
-    config = make_config(preset, ablation)
+    config = make_config(preset, ablation, **overrides)
     torch.manual_seed(0)
     net = ImHeadNetwork(config, TEMPLATE)
     with torch.no_grad():
@@ -113,12 +113,16 @@ def untrained(preset, ablation):
     return config, net.requires_grad_(False), NumpyNetwork(config, arrays)
 
 
-@pytest.mark.parametrize("preset,ablation", [(p, "full") for p in PRESETS] +
-                         [(p, a) for p in ("tiny", "compact") for a in ABLATIONS if a != "full"])
-def test_every_preset_and_ablation_matches_torch(preset, ablation):
+# A canonical scale on its own and with the parts seeing x (the scale applies to their input either way).
+SCALED_PARTS = [("tiny", "full", {"part_scale": 0.25}), ("tiny", "no_local_canonical", {"part_scale": 0.25})]
+
+
+@pytest.mark.parametrize("preset,ablation,overrides", [(p, "full", {}) for p in PRESETS] +
+                         [(p, a, {}) for p in ("tiny", "compact") for a in ABLATIONS if a != "full"] + SCALED_PARTS)
+def test_every_preset_and_ablation_matches_torch(preset, ablation, overrides):
     """Untrained networks of every configuration: each latent mode, with and without FusionNet and the
-    local canonical space, dense and truncated blends, and fewer parts than the blend's."""
-    config, net, runtime = untrained(preset, ablation)
+    local canonical space, scaled parts, dense and truncated blends, and fewer parts than the blend's."""
+    config, net, runtime = untrained(preset, ablation, **overrides)
     rng = np.random.default_rng(1)
     codes = (0.3 * rng.standard_normal((2, config.code_dim))).astype(np.float32)
     expression = rng.uniform(0, 1, (2, config.expression_dim)).astype(np.float32)

@@ -104,7 +104,7 @@ def validate_contents(header, arrays):
         value = getattr(c, name)
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
             raise ModelFileError(f"model config {name} = {value!r} is outside 1..{limit}")
-    for name in ("sigma", "softplus_beta"):
+    for name in ("sigma", "softplus_beta", "part_scale"):
         value = getattr(c, name)
         if not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
             raise ModelFileError(f"model config {name} = {value!r} must be a positive number")

@@ -167,6 +167,7 @@ def _identity_chunk(network, points, keypoints, group_bias, n):
     pair_points = np.broadcast_to(points[:, :, None, :], (B, N, n, 3)).reshape(-1, 3)
     if c.local_canonical:
         pair_points = pair_points - keypoints.reshape(-1, 3)[group]
+    pair_points = pair_points / c.part_scale
     # One matmul per (head, part) group of contiguous rows, as in NumpyNetwork._blended_features.
     order = np.argsort(group.astype(np.min_scalar_type(len(group_bias))), kind="stable")
     counts = np.bincount(group, minlength=len(group_bias))
@@ -216,7 +217,7 @@ def _identity_chunk(network, points, keypoints, group_bias, n):
         d_group_bias = np.zeros(group_bias.shape, np.float64)
         backward_rows(d_pair, part_tape, lambda g: [w[g % c.n_parts] for w in network.part_weights],
                       d_encoded, d_group_bias)
-        d_sorted = positional_encoding_backward(encoded, d_encoded, c.pe_bands)       # (P, 3)
+        d_sorted = positional_encoding_backward(encoded, d_encoded, c.pe_bands) / c.part_scale  # (P, 3)
         d_pair_points = np.empty_like(d_sorted)
         d_pair_points[order] = d_sorted
         d_pair_points = d_pair_points.reshape(B, N, n, 3)

@@ -189,6 +189,7 @@ class NumpyNetwork:
         pair_points = np.broadcast_to(points[:, :, None, :], (B, N, n, 3)).reshape(-1, 3)
         if c.local_canonical:
             pair_points = pair_points - keypoints.reshape(-1, 3)[group]
+        pair_points = pair_points / c.part_scale
         # One matmul per (head, part) group of contiguous rows, as network.PartNetworks does: the pairs
         # sorted by group, their weighted features put back in the pairs' order and summed per point.
         # A stable sort of 8 or 16-bit keys is a radix sort: 8x faster than on int64.

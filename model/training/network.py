@@ -196,6 +196,7 @@ class ImHeadNetwork(nn.Module):
         pair_points = points[:, :, None, :].expand(-1, -1, n, -1).reshape(-1, 3)
         if c.local_canonical:
             pair_points = pair_points - keypoints.reshape(-1, 3)[group]
+        pair_points = pair_points / c.part_scale
         features = self.parts(pair_points, group, part_bias.reshape(B * c.n_parts, -1))
         return torch.bmm(weights.reshape(B * N, 1, n), features.view(B * N, n, -1)).view(B, N, -1)
 

@@ -4,6 +4,7 @@ import pytest
 
 from model import HeadModel, ImHeadError
 from model.runtime.meshing import connected_components, is_closed
+from model.training import train as train_module
 from model.training.train import load_config, train
 
 CONFIG = "configs/tiny.json"
@@ -66,7 +67,7 @@ def test_the_warp_stage_alone_reproduces_the_full_run(tmp_path):
             assert np.allclose(a[name], b[name], atol=1e-6), name
 
 
-def test_a_checkpoint_resumes_only_its_own_config(tmp_path):
+def test_a_checkpoint_resumes_only_its_own_config_and_data(tmp_path, monkeypatch):
     def stop_at_10(step, steps, losses):
         if step == 10:
             raise Interrupted
@@ -77,6 +78,10 @@ def test_a_checkpoint_resumes_only_its_own_config(tmp_path):
     other["train"]["lr_network"] *= 2
     with pytest.raises(ImHeadError, match=r"another config \(differs in train.lr_network\)"):
         train(other, tmp_path / "m.npz")
+    monkeypatch.setattr(train_module, "data_version", lambda: "another")  # what a changed data file makes
+    with pytest.raises(ImHeadError, match="trained on data version .* now make version another"):
+        train(tiny_config(20, checkpoint_every=5), tmp_path / "m.npz")
+    monkeypatch.undo()
     faster = tiny_config(20, checkpoint_every=7)  # how often to checkpoint does not change the run
     faster["train"]["threads"] = 1
     train(faster, tmp_path / "m.npz")

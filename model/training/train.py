@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.build_dataset import build_dataset, dataset_path
+from ..data.build_dataset import build_dataset, data_version, dataset_path
 from ..data.heads import KEYPOINTS_PATH
 from ..runtime.config import make_config
 from ..runtime.errors import ImHeadError
@@ -190,7 +190,7 @@ def train(config, out_path, progress=None, checkpoint_path=None):
         if step % settings["checkpoint_every"] == 0 and step < settings["steps"]:
             torch.save({"network": net.state_dict(), "codes": codes.state_dict(),
                         "optimizer": optimizer.state_dict(), "step": step, "config": resumable_config(config),
-                        "elapsed": time.perf_counter() - started}, checkpoint_path)
+                        "data_version": data_version(), "elapsed": time.perf_counter() - started}, checkpoint_path)
             rng = np.random.default_rng([settings["seed"], step])
             torch.manual_seed(settings["seed"] + step)
 
@@ -212,7 +212,11 @@ def resumable_config(config):
 
 
 def check_checkpoint_matches(path, state, config):
-    """ImHeadError when the checkpoint at `path` was written by a run of another config."""
+    """ImHeadError when the checkpoint at `path` was written by a run of another config or data version."""
+    if state.get("data_version", data_version()) != data_version():  # older checkpoints did not record it
+        raise ImHeadError(f"the checkpoint {path} was trained on data version {state['data_version']}, but the "
+                          f"data builder and files now make version {data_version()}: restore the data code it "
+                          f"was made with, or delete the checkpoint to start afresh")
     saved, wanted = state.get("config"), resumable_config(config)
     if saved is not None and "data" in saved:  # data settings added since (the all-ages set) take their defaults
         saved = {**saved, "data": {**DATA_DEFAULTS, **saved["data"]}}
@@ -277,6 +281,8 @@ def main(argv=None):
     parser.add_argument("--warp-only", action="store_true",
                         help="run only the second stage (train_warp) on the model file at --out")
     parser.add_argument("--device", help="torch device to train on, e.g. cuda (default: the config's, cpu)")
+    parser.add_argument("--checkpoint", help="where to keep the checkpoint (default: next to --out, "
+                                             "<out>.checkpoint.pt); the same command with it resumes the run")
     args = parser.parse_args(argv)
     config = load_config(args.config)
     if args.device:
@@ -297,7 +303,7 @@ def main(argv=None):
     if args.warp_only:
         summary = warp_only(config, args.out, report)
     else:
-        summary = train(config, args.out, progress=report)
+        summary = train(config, args.out, progress=report, checkpoint_path=args.checkpoint)
     print(json.dumps(summary, indent=1))
 
 

@@ -145,16 +145,18 @@ def test_the_numpy_fit_is_the_fit_on_torch_autograd(head_model, head):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # torch's multi-threaded backward sums in a varying order: one thread repeats
     try:
-        ours = fit(head_model, points, n_points=3000, steps=60, seed=2)
-        reference = fit(head_model, points, n_points=3000, steps=60, seed=2, vjp=torch_vjp)
-        assert fit_chamfer_mm(head_model, ours, reference) < 0.05
-        assert ours.residual_mm == pytest.approx(reference.residual_mm, abs=0.05)
-        # With normals the fit itself is that sensitive: the reference moved by 1e-7 of the input (a
-        # ten-thousandth of a millimetre) lands about 0.1 mm away. The runtime's fit stays within that.
-        ours = fit(head_model, points, normals, n_points=3000, steps=60, seed=2)
-        reference = fit(head_model, points, normals, n_points=3000, steps=60, seed=2, vjp=torch_vjp)
-        nudged = fit(head_model, points * (1 + 1e-7), normals, n_points=3000, steps=60, seed=2, vjp=torch_vjp)
-        assert fit_chamfer_mm(head_model, ours, reference) < 0.05 + 2 * fit_chamfer_mm(head_model, reference, nudged)
+        # The fit itself is that sensitive: the reference moved by 1e-7 of the input (a ten-thousandth of
+        # a millimetre) lands up to about 0.1 mm away, by how much depends on the CPU's BLAS kernels. The
+        # runtime's fit stays within that spread.
+        for scan_normals in (None, normals):
+            ours = fit(head_model, points, scan_normals, n_points=3000, steps=60, seed=2)
+            reference = fit(head_model, points, scan_normals, n_points=3000, steps=60, seed=2, vjp=torch_vjp)
+            nudged = fit(head_model, points * (1 + 1e-7), scan_normals, n_points=3000, steps=60, seed=2,
+                         vjp=torch_vjp)
+            spread = fit_chamfer_mm(head_model, reference, nudged)
+            assert fit_chamfer_mm(head_model, ours, reference) < 0.05 + 2 * spread
+            residual_spread = abs(reference.residual_mm - nudged.residual_mm)
+            assert ours.residual_mm == pytest.approx(reference.residual_mm, abs=0.05 + 2 * residual_spread)
     finally:
         torch.set_num_threads(threads)
 

@@ -110,8 +110,9 @@ def test_chunked_and_recomputed_tapes_give_the_same_gradients(monkeypatch):
     monkeypatch.setattr(numpy_gradients, "KEPT_PAIRS", 4 * 64 * 2 * 3)
     chunked_sdf, chunked_backward = sdf_and_vjp(runtime, points, codes, expression)
     np.testing.assert_allclose(chunked_sdf, sdf, rtol=0, atol=1e-6)
+    # Chunks sum float32 products in another order, by how much depends on the CPU's BLAS kernels.
     for chunked, expected in zip(chunked_backward(upstream), whole):
-        np.testing.assert_allclose(chunked, expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max())
+        np.testing.assert_allclose(chunked, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
 
 
 def test_gradients_are_the_derivative_of_the_float64_field(bundled):

@@ -3,27 +3,25 @@
 A head's edits live in its `imhead` PropertyGroup as two custom-property groups, both keyed by region name:
 - "slider_values": slider values (standard deviations along the region's principal directions),
 - "region_codes": local codes (P * L values) of regions replaced by "randomize" or "copy from".
-The local-code offsets follow from them and the identity (model/runtime/editing.py), so a region replaced by
-another head's stays that head's region whatever happens to the rest. "mesh_edits" records the edits the
+What they mean, and what each edit does to them, is model/runtime/head_state.HeadState's (the command line
+edits the same way); here they are read from and written to the object. "mesh_edits" records the edits the
 current mesh shows (a digest), so that a stale mesh can be told from a current one.
 """
-import hashlib
 from contextlib import contextmanager
 
 import bpy
-import numpy as np
 
 from ..model import ImHeadError
 from ..model.runtime import editing
 from ..model.runtime.frame import model_to_blender
+from ..model.runtime.head_state import EDIT_GROUPS
 from . import shape_keys
-from .heads import is_head, read_identity, replace_mesh
+from .heads import is_head, read_identity, read_state, replace_mesh, write_edits
 from .meshes import mesh_from_surface
 from .models import load_model
 
 REGION_SLIDERS = editing.REGION_SLIDERS
 KEYPOINT_TAG = "imhead_keypoint"  # custom property of keypoint empties: the keypoint's name
-EDIT_GROUPS = ("region_codes", "slider_values")
 
 
 def head_model(head, model_path):
@@ -63,36 +61,21 @@ def write_sliders(head, region, values):
     _group(head, "slider_values")[region] = [float(v) for v in values]
 
 
-def read_region_codes(head):
-    return {name: np.asarray(codes, np.float32) for name, codes in head.imhead.get("region_codes", {}).items()}
-
-
 def edit_offsets(head, model):
-    """The head's local-code offsets (K, L): replaced regions, then the sliders on top."""
-    identity = read_identity(head)
-    offsets = editing.no_edit(model)
-    for region, codes in read_region_codes(head).items():
-        offsets = editing.set_region(offsets, model, region, codes, identity)
-    sliders = {region: list(values) for region, values in head.imhead.get("slider_values", {}).items()}
-    return offsets + editing.slider_offsets(model, sliders)
+    """The head's local-code offsets (K, L)."""
+    return read_state(head).local_offsets(model)
 
 
 def edits_digest(head):
     """A digest of what the head's mesh should show: identity and edits."""
-    digest = hashlib.sha256(read_identity(head).tobytes())
-    for key in EDIT_GROUPS:
-        for region, values in sorted(head.imhead.get(key, {}).items()):
-            digest.update(f"{key}/{region}".encode())
-            digest.update(np.asarray(values, np.float32).tobytes())
-    return digest.hexdigest()
+    return read_state(head).edits_digest()
 
 
 def mesh_is_current(head):
     """Whether the mesh shows the head's current edits (a generated head's mesh shows no edits)."""
     shown = head.imhead.get("mesh_edits")
     if shown is None:
-        return not head.imhead.get("region_codes") and not any(
-            any(values) for values in head.imhead.get("slider_values", {}).values())
+        return not read_state(head).has_edits
     return shown == edits_digest(head)
 
 
@@ -116,10 +99,10 @@ def _changing_edits(head, model, resolution, progress):
 
 def randomize_region(head, model, region, seed, scale, resolution, progress=None):
     """Replace `region` by a random plausible one (sliders back to zero), and re-mesh."""
-    codes = editing.random_region_codes(model, region, seed, scale)
+    state = read_state(head)
+    state.randomize_region(model, region, seed, scale)
     with _changing_edits(head, model, resolution, progress):
-        _group(head, "region_codes")[region] = codes.ravel().tolist()
-        write_sliders(head, region, [0.0] * REGION_SLIDERS)
+        write_edits(head, state)
 
 
 def copy_region(head, model, region, source, resolution, progress=None):
@@ -128,20 +111,18 @@ def copy_region(head, model, region, source, resolution, progress=None):
         raise ImHeadError("choose another head to copy the region from")
     if not is_head(source) or source.imhead.model_hash != model.hash:
         raise ImHeadError(f"{source.name} is not a head of this model: a region can only come from one")
-    codes = editing.edited_region_codes(model, region, read_identity(source), edit_offsets(source, model))
+    state = read_state(head)
+    state.copy_region(model, region, read_state(source))
     with _changing_edits(head, model, resolution, progress):
-        _group(head, "region_codes")[region] = codes.ravel().tolist()
-        write_sliders(head, region, [0.0] * REGION_SLIDERS)
+        write_edits(head, state)
 
 
 def reset_region(head, model, region, resolution, progress=None):
     """Back to the head's own region, and re-mesh."""
-    editing.region_basis(model, region)  # an unknown region fails before anything changes
+    state = read_state(head)
+    state.reset_region(model, region)  # an unknown region fails before anything changes
     with _changing_edits(head, model, resolution, progress):
-        codes = head.imhead.get("region_codes", {})
-        if region in codes:
-            del codes[region]
-        write_sliders(head, region, [0.0] * REGION_SLIDERS)
+        write_edits(head, state)
 
 
 # --- meshes ------------------------------------------------------------------------------------------

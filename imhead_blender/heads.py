@@ -3,10 +3,14 @@ generate.py).
 
 A head object's local space is the model frame scaled to metres (model/runtime/frame.py); its
 `imhead` PropertyGroup (operators/properties.py) records where it came from, and the identity
-code itself is an array custom property of that group, as its size depends on the model.
+code itself is an array custom property of that group, as its size depends on the model. The state
+is model/runtime/head_state.HeadState, kept field by field: read_state reads it, and what the command
+line writes as JSON is the same.
 """
 import bpy
 import numpy as np
+
+from ..model.runtime.head_state import EDIT_GROUPS, HeadState
 
 HEAD_NAME = "imHead"
 
@@ -59,3 +63,20 @@ def write_state(head, model_hash, identity, settings):
 def read_identity(head):
     """The identity code stored on a head object, (code_dim,) float32."""
     return np.asarray(head.imhead["identity"], dtype=np.float32)
+
+
+def read_state(head):
+    """The head's HeadState. Its expression values are not in it: on a head object they are the
+    values of the baked shape keys (shape_keys.expression_values)."""
+    state = head.imhead
+    return HeadState(state.model_hash, read_identity(head), state.seed, state.variation, state.resolution,
+                     state.fitted_to,
+                     {region: np.asarray(codes, np.float32) for region, codes in state.get("region_codes", {}).items()},
+                     {region: list(values) for region, values in state.get("slider_values", {}).items()})
+
+
+def write_edits(head, state):
+    """Store the region edits of the HeadState `state` on the head."""
+    for key in EDIT_GROUPS:
+        head.imhead[key] = {region: np.asarray(values, np.float64).tolist()
+                            for region, values in getattr(state, key).items()}

@@ -114,6 +114,6 @@ def test_a_changed_data_file_or_builder_names_another_cache(tmp_path, monkeypatc
 def test_progress_bar_shows_count_and_eta():
     import io
     stream = io.StringIO()
-    progress = progress_bar(200, stream=stream)
+    progress = progress_bar(200, "heads", stream=stream)
     progress(0.25)
     assert "50/200 heads" in stream.getvalue() and "ETA" in stream.getvalue()

@@ -5,8 +5,8 @@ scikit-image), like a stock Blender 4.2 LTS, 5.0 and 5.3. The extension is insta
 zip into a fresh user folder, in a process of its own, and does what an artist does: generates a head,
 edits a region, bakes the expressions and fits a scan. This proves that the add-on needs nothing a
 stock Blender lacks, on every path (the test process itself has the dev venv's packages, so it cannot
-see what the zip lacks), and that Blender exits cleanly afterwards. The virtualenvs are made once and
-kept in .cache/.
+see what the zip lacks), and that Blender exits cleanly afterwards. The command line's runtime verbs
+(python -m imhead) run there too. The virtualenvs are made once and kept in .cache/.
 """
 import glob
 import json
@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 from conftest import ADDON_MODULE, ROOT
-from model.runtime.frame import MODEL_UNIT_M
 from model.runtime.mesh_io import read_points
 
 SESSION = """
@@ -146,25 +145,30 @@ def test_the_zip_generates_edits_bakes_and_fits_in_a_stock_blender(stock_blender
     assert max(abs(a - b) for a, b in zip(result["fitted_location"], (0.3, -0.2, 1.1))) < 0.1
 
 
-def test_the_headless_generate_and_fit_commands_run_without_torch(stock_blender_python, tiny_model, tmp_path):
-    """The runtime's own commands in a Python with numpy and nothing of training's (no torch, no libigl,
-    no scipy): generate a head to a file, then fit that head's vertices."""
+def test_the_runtime_verbs_run_without_torch(stock_blender_python, tiny_model, tmp_path):
+    """python -m imhead's runtime verbs in a Python with numpy and nothing of training's (no torch, no
+    libigl, no scipy): generate a head, edit its nose, give it a smile, bake its expressions, mesh it,
+    then fit the generated head's vertices."""
     _, python = stock_blender_python
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
 
-    def run(*args):
-        completed = subprocess.run([str(python), "-m", *args], cwd=ROOT, capture_output=True, text=True, env=env,
-                                   timeout=600)
+    def imhead(*args):
+        completed = subprocess.run([str(python), "-m", "imhead", *args, "--model", str(tiny_model), "--quiet"],
+                                   cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
         assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
         return completed.stdout
 
-    head = tmp_path / "head.obj"
-    run("model.runtime.head_model", "--model", str(tiny_model), "--resolution", "48", "--out", str(head))
-    scan = tmp_path / "scan.npy"  # the head's vertices (model units) as a scan in millimetres
-    np.save(scan, read_points(head)[0] * MODEL_UNIT_M * 1000.0)
-    summary = tmp_path / "fit.json"
-    printed = run("model.runtime.fit", "--model", str(tiny_model), "--input", str(scan), "--steps", "20",
-                  "--points", "2000", "--out-json", str(summary))
-    assert "within" in printed and json.loads(summary.read_text())["within_5mm"] > 0.9
-    with pytest.raises(AssertionError):  # and that Python really has no torch
-        run("torch")
+    head, params = tmp_path / "head.obj", tmp_path / "head.json"
+    imhead("generate", "--seed", "5", "--resolution", "48", "--out-mesh", str(head), "--out-json", str(params))
+    imhead("edit", "--params", str(params), "--region", "nose", "--randomize", "3", "--out-json", str(params))
+    imhead("express", "--params", str(params), "--preset", "smile", "--out-json", str(params))
+    imhead("bake", "--params", str(params), "--out", str(tmp_path / "keys.glb"))
+    imhead("mesh", "--params", str(params), "--out-mesh", str(tmp_path / "smile.ply"))
+    assert (tmp_path / "keys.glb").stat().st_size > 0 and (tmp_path / "smile.ply").stat().st_size > 0
+    scan = tmp_path / "scan.npy"  # the head's vertices (metres in the file) as a scan in millimetres
+    np.save(scan, read_points(head)[0] * 1000.0)
+    fitted = tmp_path / "fit.json"
+    printed = imhead("fit", "--input", str(scan), "--steps", "20", "--points", "2000", "--out-json", str(fitted))
+    assert "within" in printed and json.loads(fitted.read_text())["fit"]["within_5mm"] > 0.9
+    no_torch = subprocess.run([str(python), "-c", "import torch"], capture_output=True, env=env)
+    assert no_torch.returncode != 0  # and that Python really has no torch

@@ -1,10 +1,7 @@
 """Surface extraction: the coarse-to-fine mesh is the dense-grid mesh, closed, outward, and cheap."""
 import math
-import subprocess
-import sys
 import threading
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,13 +9,11 @@ import pytest
 from model import HeadModel
 from model.runtime import parallel
 from model.runtime.head_model import HEAD_BOUNDS
-from model.runtime.head_model import main as meshing_main
 from model.runtime.mesh_io import write_obj, write_ply
 from model.runtime.meshing import (
     Grid, LatticeMemo, SurfaceMesh, connected_components, extract_surface, extract_surface_dense, is_closed,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 CUBE = (np.array([-1.0, -1.0, -1.0]), np.array([1.0, 1.0, 1.0]))
 RESOLUTION = 64
 VOXEL = 2.0 / RESOLUTION
@@ -340,20 +335,6 @@ def test_trained_model_mesh_is_the_dense_mesh(tiny_model):
     dense = extract_surface_dense(field, RESOLUTION, HEAD_BOUNDS)
     assert len(dense.faces) > 0
     assert_same_mesh(fine, dense, 1.96 / RESOLUTION)
-
-
-def test_command_line_meshes_a_head_into_a_file(tiny_model, tmp_path, capsys):
-    out = tmp_path / "head.ply"
-    result = subprocess.run([sys.executable, "-m", "model.runtime.head_model", "--model", str(tiny_model), "--seed", "3",
-                             "--resolution", "48", "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 0, result.stderr
-    head = HeadModel.load(tiny_model)
-    mesh = head.extract_mesh(head.sample_identity(3), resolution=48)
-    assert f"element face {len(mesh.faces)}".encode() in out.read_bytes()[:400]
-
-    with pytest.raises(SystemExit) as exit_info:
-        meshing_main(["--model", str(tmp_path / "none.npz"), "--out", str(out)])
-    assert exit_info.value.code == 1 and "none.npz" in capsys.readouterr().err
 
 
 def test_lattice_memo_remembers_values_at_the_points_coarse_to_fine_samples():

@@ -50,7 +50,6 @@ import json
 import math
 import multiprocessing
 import os
-import sys
 import time
 from dataclasses import asdict
 from functools import lru_cache
@@ -58,6 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..runtime.progress import progress_bar
 from .data_paths import cache_dir, data_dir
 from .heads import N_IDENTITY, HeadData
 from .neck import NECK_CUT_BELOW_CHIN_M, NeckCutError
@@ -400,30 +400,6 @@ def _all_ages_head(settings, source, index):
     return result
 
 
-def progress_bar(total, stream=sys.stderr, width=30):
-    """progress(fraction) printing one line: a bar, heads done of total, elapsed time and the ETA."""
-    start = time.perf_counter()
-
-    def progress(fraction):
-        elapsed = time.perf_counter() - start
-        eta = elapsed / fraction * (1.0 - fraction) if fraction > 0 else float("nan")
-        filled = int(width * fraction)
-        stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {round(fraction * total)}/{total} heads "
-                     f"{fraction:6.1%}  elapsed {_clock(elapsed)}  ETA {_clock(eta)}")
-        if fraction >= 1.0:
-            stream.write("\n")
-        stream.flush()
-    return progress
-
-
-def _clock(seconds):
-    if not math.isfinite(seconds):
-        return "--:--"
-    minutes, seconds = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes:02d}:{seconds:02d}"
-
-
 def dataset_path(data):
     """The cache file of the data set of these settings, made from this data_version()."""
     name = "heads_{heads}_s{seed}_{surface}_{near}_{free}_e{expressions}".format(**data)
@@ -455,7 +431,7 @@ def main(argv=None):
     start = time.perf_counter()
     partial = out.removesuffix(".npz") + ".partial.npz"
     build_dataset(partial, args.heads, args.seed, args.surface, args.near, args.free, args.expressions,
-                  args.workers, progress_bar(args.heads + args.anny_heads), args.anny_heads, args.flat_neck_cut)
+                  args.workers, progress_bar(args.heads + args.anny_heads, "heads"), args.anny_heads, args.flat_neck_cut)
     os.replace(partial, out)
     print(f"wrote {out} ({os.path.getsize(out) / 1e9:.2f} GB) in {time.perf_counter() - start:.1f} s")
 

@@ -1,6 +1,6 @@
 """Fitting imHead to a scan: a point cloud (normals optional) in any units and placement.
 
-    python -m model.runtime.fit --model weights/imhead.npz --input scan.ply --out-mesh fit.obj --out-json fit.json
+    python -m imhead fit --input scan.ply --out-mesh fit.obj --out-json fit.json
 
 1. Units are guessed from the cloud's size (a head's RMS radius is about 0.1 m), the cloud is centred
    and scaled into the model frame.
@@ -20,19 +20,14 @@ optimizer is Adam as torch has it, rotations are axis-angle through Rodrigues' f
 Every step uses a random batch of the (at most `n_points`) subsampled points; all randomness comes
 from `seed`, so a fit is repeatable.
 """
-import argparse
-import json
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from . import parallel
 from .errors import ImHeadError
 from .frame import MM, MODEL_UNIT_M, model_to_mm
-from .mesh_io import read_points, write_obj
 from .meshing import SurfaceMesh
 from .numpy_gradients import sdf_and_vjp
 
@@ -491,47 +486,3 @@ def fitted_distances(model, cloud, pose, identity, expression):
     slope = np.linalg.norm(around[:, 0] - around[:, 1], axis=1) / (2 * NORMAL_STEP)
     return np.abs(sdf) / np.maximum(slope, 1e-3)
 
-
-# --- the command ----------------------------------------------------------------------------------
-def main(argv=None):
-    from .head_model import HeadModel
-
-    parser = argparse.ArgumentParser(description="Fit imHead to a scan (.ply, .obj or .npy points).")
-    parser.add_argument("--model", required=True, help="model file (.npz)")
-    parser.add_argument("--input", required=True, help="the scan: .ply or .obj vertices, or .npy (N, 3|6)")
-    parser.add_argument("--out-mesh", help="fitted head as OBJ, placed on the scan in its coordinates")
-    parser.add_argument("--out-json", help="codes, transform, unit and residual as JSON")
-    parser.add_argument("--neutral", action="store_true", help="keep the expression neutral")
-    parser.add_argument("--quality", choices=sorted(QUALITY_STEPS), default="fast")
-    parser.add_argument("--steps", type=int, help="refinement steps (overrides --quality)")
-    parser.add_argument("--points", type=int, default=10000, help="points used for the fit")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--unit", choices=sorted(UNITS), help="the scan's unit (default: guessed)")
-    parser.add_argument("--resolution", type=int, default=256, help="marching cubes resolution of the mesh")
-    args = parser.parse_args(argv)
-    try:
-        model = HeadModel.load(args.model)
-        points, normals = read_points(args.input)
-        result = fit(model, points, normals, neutral=args.neutral, quality=args.quality, steps=args.steps,
-                     n_points=args.points, seed=args.seed, unit=args.unit).require_explained()
-        if args.out_mesh:
-            mesh = model.extract_mesh(result.identity, result.expression, resolution=args.resolution)
-            write_obj(args.out_mesh, result.to_input(mesh))
-    except ImHeadError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    summary = {"model": model.hash, "unit": result.unit, "residual_mm": round(result.residual_mm, 4),
-               "within_2mm": round(result.within_2mm, 4), "within_5mm": round(result.within_5mm, 4),
-               "median_mm": round(result.median_mm, 4),
-               "steps": result.steps, "seconds": round(result.seconds, 2),
-               "transform": result.transform.tolist(), "identity": result.identity.tolist(),
-               "expression": dict(zip(model.expression_names, result.expression.tolist()))}
-    if args.out_json:
-        Path(args.out_json).write_text(json.dumps(summary, indent=1))
-    print(f"unit {result.unit}, residual {result.residual_mm:.3f} mm, {result.within_5mm:.0%} of the points within "
-          f"5 mm, {result.steps} steps, {result.seconds:.1f} s")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -44,3 +44,17 @@ def blender_to_model(points_m):
 def model_to_mm(distances):
     """Lengths in model units to millimetres."""
     return np.asarray(distances) * (MODEL_UNIT_M * 1000.0)
+
+
+def model_to_file(points):
+    """Model frame to the frame of the mesh files imHead writes: metres, Y up, face toward +Z (glTF's
+    frame, and OBJ's as Blender and most tools import it: Blender's OBJ and glTF importers give back the
+    head object's frame; for PLY choose Y up in Blender's importer)."""
+    p = np.asarray(points, dtype=np.float32) * np.float32(MODEL_UNIT_M)
+    return np.stack([p[..., 0], p[..., 2], -p[..., 1]], axis=-1)
+
+
+def model_directions_to_file(vectors):
+    """Directions (normals) from the model frame to the mesh files' frame (model_to_file); lengths are kept."""
+    v = np.asarray(vectors, dtype=np.float32)
+    return np.stack([v[..., 0], v[..., 2], -v[..., 1]], axis=-1)

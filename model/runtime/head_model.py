@@ -3,22 +3,16 @@
 Identities are codes of size config.code_dim; expressions are coefficient vectors over
 expression_names (0..1 each). Points are in the model frame (see frame.py). Every query runs on the
 numpy runtime (numpy_network.NumpyNetwork), in float32 batches side by side (parallel.worker_map).
-
-Meshing one head into a file from the command line:
-
-    python -m model.runtime.head_model --model weights/imhead.npz --seed 0 --resolution 256 --out head.obj
+A head's parameters and edits as the add-on keeps them: head_state.py; the command line: `python -m imhead`.
 """
-import argparse
 from functools import cached_property
-from pathlib import Path
 
 import numpy as np
 
 from . import parallel
 from .editing import edit_weight
 from .errors import ImHeadError, ModelFileError
-from .mesh_io import write_obj, write_ply
-from .meshing import Grid, LatticeMemo, connected_components, extract_surface, is_closed
+from .meshing import Grid, LatticeMemo, extract_surface
 from .modelfile import load_model_file
 from .numpy_network import NumpyNetwork
 
@@ -212,28 +206,3 @@ class HeadModel:
             self._memo = (key, LatticeMemo(Grid(resolution, HEAD_BOUNDS)))
         return self._memo[1]
 
-
-def main(argv=None):
-    """python -m model.runtime.head_model --model weights/imhead.npz --seed 0 --resolution 256 --out head.obj"""
-    parser = argparse.ArgumentParser(description="Mesh one head of an imHead model into an OBJ or PLY file.")
-    parser.add_argument("--model", required=True, type=Path, help="model file, e.g. weights/imhead.npz")
-    parser.add_argument("--seed", type=int, default=0, help="identity seed (HeadModel.sample_identity)")
-    parser.add_argument("--scale", type=float, default=1.0, help="identity scale: 0 = mean head .. 2")
-    parser.add_argument("--resolution", type=int, default=256, help="cells along the longest side of the box")
-    parser.add_argument("--out", required=True, type=Path, help="output file, .obj or .ply")
-    args = parser.parse_args(argv)
-    writers = {".obj": write_obj, ".ply": write_ply}
-    if args.out.suffix.lower() not in writers:
-        parser.error(f"--out must end in .obj or .ply, got {args.out}")
-    try:
-        head = HeadModel.load(args.model)
-    except ImHeadError as exc:
-        parser.exit(1, f"error: {exc}\n")
-    mesh = head.extract_mesh(head.sample_identity(args.seed, args.scale), resolution=args.resolution)
-    writers[args.out.suffix.lower()](args.out, mesh)
-    print(f"{args.out}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces, "
-          f"{connected_components(mesh)} piece(s), closed: {is_closed(mesh)}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,10 +1,36 @@
-"""Mesh and point files: OBJ and PLY meshes written (meshing's SurfaceMesh, with vertex normals), and
-scans read as points with optional normals (.ply, .obj or .npy), for fitting."""
+"""Mesh and point files: meshes written as OBJ, PLY or glTF by their file's extension (meshing's
+SurfaceMesh, with vertex normals; glTF also with morph targets), and scans read as points with optional
+normals (.ply, .obj or .npy), for fitting. The coordinates are written as given (frame.model_to_file
+turns the model frame into the files' frame)."""
+import base64
+import json
+import struct
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ImHeadError
+from .frame import model_directions_to_file, model_to_file
+from .meshing import SurfaceMesh
+
+
+def in_file_frame(mesh):
+    """A model-frame SurfaceMesh in the frame mesh files are written in (frame.model_to_file)."""
+    return SurfaceMesh(model_to_file(mesh.vertices), mesh.faces, model_directions_to_file(mesh.normals))
+
+
+def mesh_writer(path):
+    """The function that writes a mesh to `path`, chosen by its extension; ImHeadError for any other."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in MESH_WRITERS:
+        raise ImHeadError(f"{path}: cannot write {suffix or 'extension-less'} mesh files; use "
+                          f"{', '.join(MESH_WRITERS)}")
+    return MESH_WRITERS[suffix]
+
+
+def write_mesh(path, mesh):
+    """Writes the mesh as OBJ, PLY, glb or glTF, as the file's extension says."""
+    mesh_writer(path)(path, mesh)
 
 
 def write_obj(path, mesh):
@@ -37,6 +63,54 @@ def write_ply(path, mesh):
         file.write(header.encode("ascii"))
         file.write(vertex_rows.tobytes())
         file.write(face_rows.tobytes())
+
+
+def write_gltf(path, mesh, targets=None, target_names=()):
+    """Writes the mesh as glTF 2.0: binary (.glb) or JSON with the data inline (.gltf). targets: optional
+    (T, N, 3) vertex positions of morph targets (shape keys), named by target_names (the mesh's
+    extras.targetNames, which Blender's importer and most tools read)."""
+    vertices = np.ascontiguousarray(mesh.vertices, "<f4")
+    arrays = [(vertices, "VEC3", 5126, 34962), (np.ascontiguousarray(mesh.normals, "<f4"), "VEC3", 5126, 34962),
+              (np.ascontiguousarray(mesh.faces, "<u4").reshape(-1), "SCALAR", 5125, 34963)]
+    targets = [] if targets is None else list(targets)
+    if len(targets) != len(target_names):
+        raise ValueError(f"{len(targets)} morph targets, {len(target_names)} names")
+    # A morph target holds displacements from the base positions.
+    arrays += [(np.ascontiguousarray(np.asarray(t, np.float32) - vertices, "<f4"), "VEC3", 5126, 34962)
+               for t in targets]
+    blob, views, accessors = bytearray(), [], []
+    for index, (array, kind, component, target) in enumerate(arrays):
+        views.append({"buffer": 0, "byteOffset": len(blob), "byteLength": array.nbytes, "target": target})
+        accessor = {"bufferView": index, "componentType": component, "type": kind,
+                    "count": len(array) if kind == "VEC3" else array.size}
+        if index == 0 or index >= 3:  # positions (and their displacements) must say their bounds
+            accessor["min"] = array.min(0).tolist() if len(array) else [0.0] * 3
+            accessor["max"] = array.max(0).tolist() if len(array) else [0.0] * 3
+        accessors.append(accessor)
+        blob += array.tobytes()
+        blob += bytes(-len(blob) % 4)
+    primitive = {"attributes": {"POSITION": 0, "NORMAL": 1}, "indices": 2, "mode": 4}
+    gltf_mesh = {"name": Path(path).stem, "primitives": [primitive]}
+    if targets:
+        primitive["targets"] = [{"POSITION": 3 + i} for i in range(len(targets))]
+        gltf_mesh["weights"] = [0.0] * len(targets)
+        gltf_mesh["extras"] = {"targetNames": list(target_names)}
+    document = {"asset": {"version": "2.0", "generator": "imHead"}, "scene": 0, "scenes": [{"nodes": [0]}],
+                "nodes": [{"name": Path(path).stem, "mesh": 0}], "meshes": [gltf_mesh],
+                "buffers": [{"byteLength": len(blob)}], "bufferViews": views, "accessors": accessors}
+    if Path(path).suffix.lower() == ".gltf":
+        document["buffers"][0]["uri"] = "data:application/octet-stream;base64," + base64.b64encode(blob).decode()
+        Path(path).write_text(json.dumps(document))
+        return
+    text = json.dumps(document).encode()
+    text += b" " * (-len(text) % 4)
+    with open(path, "wb") as file:
+        file.write(struct.pack("<4sII", b"glTF", 2, 12 + 8 + len(text) + 8 + len(blob)))
+        file.write(struct.pack("<I4s", len(text), b"JSON") + text)
+        file.write(struct.pack("<I4s", len(blob), b"BIN\0") + bytes(blob))
+
+
+MESH_WRITERS = {".obj": write_obj, ".ply": write_ply, ".glb": write_gltf, ".gltf": write_gltf}
 
 
 def read_points(path):

@@ -26,11 +26,12 @@ DEFAULT_WEIGHTS = ROOT / "weights" / "imhead.npz"
 # The weights are learned from the ICT Face Model (MIT licence): its licence travels with them.
 WEIGHTS_LICENCE = ROOT / "weights" / "ICT-FACE-MODEL-LICENSE.txt"
 CACHE_DIR = ROOT / ".cache"
-# What travels besides the weights: the add-on's packages, only their Python modules and JSON data. An
+# What travels besides the weights: the add-on's packages, only their Python modules, JSON data and the
+# artist topology (model/runtime/artist_topology/: an npz of arrays and the ICT licence, a .txt). An
 # allowlist, so that nothing else lying in the tree (a scan, a .blend, caches) travels. Of model/ only
 # what Blender runs travels (model/runtime/): building data, training and evaluation stay behind.
 ADDON_PATHS = ("__init__.py", "model/__init__.py", "model/runtime", "imhead_blender", "operators", "panels")
-ADDON_SUFFIXES = {".py", ".json"}
+ADDON_SUFFIXES = {".py", ".json", ".npz", ".txt"}
 
 
 class BuildError(Exception):

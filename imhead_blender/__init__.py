@@ -9,12 +9,13 @@ from .editing import (REGION_SLIDERS, copy_region, head_model, hide_keypoints, k
 from .generate import generate_head
 from .heads import is_head, read_identity
 from .live import finish_previews, request_preview
+from .meshes import ARTIST, IMPLICIT
 from .models import bundled_model_path, load_model
 from .shape_keys import (bake_exact_expression, bake_expressions, expression_keys, expression_values,
                          import_expression_animation, preset_weights, set_expression_values)
 
 __all__ = [
-    "EXPRESSION_GROUPS", "EXPRESSION_PRESETS", "REGION_SLIDERS", "ImHeadError", "bake_exact_expression",
+    "ARTIST", "EXPRESSION_GROUPS", "IMPLICIT", "EXPRESSION_PRESETS", "REGION_SLIDERS", "ImHeadError", "bake_exact_expression",
     "bake_expressions", "bundled_model_path", "copy_region", "expression_groups", "expression_keys",
     "expression_values", "finish_previews", "generate_head", "head_model", "hide_keypoints",
     "import_expression_animation", "is_head", "keypoint_empties", "load_model", "mesh_is_current",

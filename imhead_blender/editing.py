@@ -17,7 +17,7 @@ from ..model.runtime.frame import model_to_blender
 from ..model.runtime.head_state import EDIT_GROUPS
 from . import shape_keys
 from .heads import is_head, read_identity, read_state, replace_mesh, write_edits
-from .meshes import mesh_from_surface
+from .meshes import head_surface, mesh_from_surface
 from .models import load_model
 
 REGION_SLIDERS = editing.REGION_SLIDERS
@@ -127,9 +127,9 @@ def reset_region(head, model, region, resolution, progress=None):
 
 # --- meshes ------------------------------------------------------------------------------------------
 def edited_surface(head, model, resolution, progress=None):
-    """The edited head's surface (SurfaceMesh, model frame); touches no scene data."""
-    surface = model.extract_mesh(read_identity(head), resolution=resolution, progress=progress,
-                                 local_offsets=edit_offsets(head, model))
+    """The edited head's surface in its topology (meshes.head_surface, model frame); touches no scene data."""
+    surface = head_surface(model, read_identity(head), head.imhead.topology, resolution,
+                           local_offsets=edit_offsets(head, model), progress=progress)
     if len(surface.faces) == 0:
         raise ImHeadError(f"the model gives no surface for {head.name} with these edits")
     return surface

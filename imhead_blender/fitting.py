@@ -11,7 +11,7 @@ from ..model import ImHeadError
 from ..model.runtime import fit as model_fit
 from ..model.runtime.frame import MODEL_UNIT_M
 from .heads import add_head_object, write_state
-from .meshes import mesh_from_surface
+from .meshes import head_surface, mesh_from_surface
 from .shape_keys import bake_exact_expression
 
 FITTED_EXPRESSION_KEY = "Fitted Expression"
@@ -52,7 +52,7 @@ def scan_points(context, scan):
 def fit_surface(model, points, normals, settings, progress=None):
     """The fit (model.runtime.fit.FitResult) and the fitted head's neutral surface (SurfaceMesh, model frame).
 
-    settings: neutral, quality, steps (0 = as the quality says), n_points, resolution. progress(fraction,
+    settings: neutral, quality, steps (0 = as the quality says), n_points, topology, resolution. progress(fraction,
     message) may raise to stop. A fit that does not explain its scan is an ImHeadError (no head). Model
     code only: runs in a worker thread.
     """
@@ -61,14 +61,14 @@ def fit_surface(model, points, normals, settings, progress=None):
     result = model_fit.fit(model, points, normals, neutral=settings["neutral"], quality=settings["quality"],
                            steps=settings["steps"] or None, n_points=settings["n_points"],
                            progress=lambda fraction, message: report(0.9 * fraction, message)).require_explained()
-    surface = model.extract_mesh(result.identity, resolution=settings["resolution"],
-                                 progress=lambda fraction: report(0.9 + 0.1 * fraction, "Meshing the head"))
+    surface = head_surface(model, result.identity, settings["topology"], settings["resolution"],
+                           progress=lambda fraction: report(0.9 + 0.1 * fraction, "Meshing the head"))
     if len(surface.faces) == 0:
         raise ImHeadError(f"the model in {model.path} gives no surface for the fitted head")
     return result, surface
 
 
-def add_fitted_head(context, scan, model, result, surface, resolution):
+def add_fitted_head(context, scan, model, result, surface, topology, resolution):
     """A new head object of `surface` placed on the scan (the fit's transform), selected and active."""
     head = add_head_object(context, mesh_from_surface(f"{scan.name} fit", surface))
     head.name = f"{scan.name} fit"
@@ -76,7 +76,8 @@ def add_fitted_head(context, scan, model, result, surface, resolution):
     to_model = np.diag([1 / MODEL_UNIT_M] * 3 + [1.0])
     head.matrix_world = Matrix((result.inverse_transform @ to_model).tolist())
     write_state(head, model.hash, result.identity,
-                {"seed": 0, "variation": 0.0, "resolution": resolution, "fitted_to": scan.name})
+                {"seed": 0, "variation": 0.0, "topology": topology, "resolution": resolution,
+                 "fitted_to": scan.name})
     head.imhead["fit_residual_mm"] = result.residual_mm
     if result.expression.max(initial=0.0) >= EXPRESSION_THRESHOLD:
         bake_exact_expression(head, model, FITTED_EXPRESSION_KEY, result.expression)

@@ -2,7 +2,7 @@
 active head (whose baked expression keys are set aside to bake again)."""
 from ..model import ImHeadError
 from .heads import HEAD_NAME, add_head_object, is_head, replace_mesh, write_state
-from .meshes import mesh_from_surface
+from .meshes import head_surface, mesh_from_surface
 from .models import load_model
 from .shape_keys import set_aside_expressions
 
@@ -10,14 +10,14 @@ from .shape_keys import set_aside_expressions
 def generate_head(context, settings, progress=None):
     """Generate a head and put it in the scene; returns its object.
 
-    settings: model_path ("" = bundled), seed, variation (0 = mean head .. 2), resolution
-    (marching-cubes grid size) and replace (give the active head the new shape instead of
+    settings: model_path ("" = bundled), seed, variation (0 = mean head .. 2), topology (meshes.IMPLICIT
+    or meshes.ARTIST), resolution (marching-cubes grid size, for IMPLICIT) and replace (give the active head the new shape instead of
     adding a head at the 3D cursor). progress: optional callable(fraction).
     Raises ImHeadError before touching the scene when the model cannot be used.
     """
     model = load_model(settings["model_path"])
     identity = model.sample_identity(settings["seed"], settings["variation"])
-    surface = model.extract_mesh(identity, resolution=settings["resolution"], progress=progress)
+    surface = head_surface(model, identity, settings["topology"], settings["resolution"], progress=progress)
     if len(surface.faces) == 0:
         raise ImHeadError(f"The model in {model.path} gives no surface for this head: is it a trained model?")
     mesh = mesh_from_surface(HEAD_NAME, surface)

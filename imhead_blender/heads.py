@@ -56,6 +56,7 @@ def write_state(head, model_hash, identity, settings):
     state.seed = settings["seed"]
     state.variation = settings["variation"]
     state.resolution = settings["resolution"]
+    state.topology = settings["topology"]
     state.fitted_to = settings.get("fitted_to", "")
     state["identity"] = np.asarray(identity, dtype=np.float64).tolist()
 

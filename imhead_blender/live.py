@@ -18,6 +18,7 @@ import bpy
 from ..model import ImHeadError
 from . import editing
 from .heads import is_head, read_identity
+from .meshes import head_surface
 
 DEBOUNCE_S = 0.25
 POLL_S = 0.05
@@ -78,8 +79,8 @@ def _submit(head_name, settings):
         errors[head_name] = str(error)
         return None
     resolution = settings["resolution"]
-    future = _executor.submit(model.extract_mesh, identity, resolution=resolution, local_offsets=offsets,
-                              remember=True)
+    future = _executor.submit(head_surface, model, identity, head.imhead.topology, resolution,
+                              local_offsets=offsets, remember=True)
     return _Job(head_name, editing.edits_digest(head), resolution, model, future)
 
 

@@ -9,7 +9,7 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty
 from .. import imhead_blender
 from ..imhead_blender import fitting
 from .preferences import addon_preferences, resolution_of
-from .properties import RESOLUTION_ITEMS
+from .properties import RESOLUTION_ITEMS, TOPOLOGY_ITEMS
 
 QUALITY_ITEMS = (
     ('fast', "Fast", "Fewer refinement steps: a good fit in seconds to a minute"),
@@ -30,6 +30,7 @@ class _FitOptions:
     quality: EnumProperty(name="Quality", items=QUALITY_ITEMS, default='fast')
     n_points: IntProperty(name="Points", default=10000, min=300, soft_max=100000,
                           description="How many of the scan's points the fit uses (chosen at random)")
+    topology: EnumProperty(name="Topology", items=TOPOLOGY_ITEMS, default=imhead_blender.IMPLICIT)
     resolution: EnumProperty(name="Resolution", items=RESOLUTION_ITEMS, default='PREVIEW')
 
 
@@ -97,13 +98,14 @@ class IMHEAD_OT_fit_scan(_FitOptions, bpy.types.Operator):
     def prepare(self, context):
         """(model, points, normals, settings) for the fit; ImHeadError for input that cannot be fitted."""
         settings = {"neutral": not self.fit_expression, "quality": self.quality, "steps": self.steps,
-                    "n_points": self.n_points, "resolution": resolution_of(context, self.resolution)}
+                    "n_points": self.n_points, "topology": self.topology,
+                    "resolution": resolution_of(context, self.resolution)}
         points, normals = fitting.scan_points(context, context.active_object)
         model = imhead_blender.load_model(addon_preferences(context).model_path)
         return model, points, normals, settings
 
     def finish(self, context, scan, model, result, surface, resolution):
-        head = fitting.add_fitted_head(context, scan, model, result, surface, resolution)
+        head = fitting.add_fitted_head(context, scan, model, result, surface, self.topology, resolution)
         self.report({'INFO'}, f"Fitted {head.name} to {scan.name}: {result.within_5mm:.0%} of the scan within 5 mm, "
                               f"mean distance {result.residual_mm:.2f} mm (scan unit {result.unit})")
         return {'FINISHED'}

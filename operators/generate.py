@@ -6,7 +6,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
 
 from .. import imhead_blender
 from .preferences import addon_preferences, resolution_of
-from .properties import RESOLUTION_ITEMS, SEED_DESCRIPTION, VARIATION_DESCRIPTION
+from .properties import RESOLUTION_ITEMS, SEED_DESCRIPTION, TOPOLOGY_ITEMS, VARIATION_DESCRIPTION
 
 
 class _HeadSettings:
@@ -16,6 +16,7 @@ class _HeadSettings:
 
     seed: IntProperty(name="Seed", min=0, description=SEED_DESCRIPTION)
     variation: FloatProperty(name="Variation", default=1.0, min=0.0, max=2.0, description=VARIATION_DESCRIPTION)
+    topology: EnumProperty(name="Topology", items=TOPOLOGY_ITEMS, default=imhead_blender.IMPLICIT)
     resolution: EnumProperty(name="Resolution", items=RESOLUTION_ITEMS, default='PREVIEW')
     replace: BoolProperty(
         name="Replace Active Head",
@@ -34,6 +35,7 @@ class _HeadSettings:
             "model_path": addon_preferences(context).model_path,
             "seed": self.seed,
             "variation": self.variation,
+            "topology": self.topology,
             "resolution": resolution_of(context, self.resolution),
             "replace": self.replace,
         }

@@ -10,6 +10,13 @@ RESOLUTION_ITEMS = (
     ('PREVIEW', "Preview", "The Preview resolution of the add-on preferences (fast)"),
     ('FINAL', "Final", "The Final resolution of the add-on preferences (fine detail, slower)"),
 )
+TOPOLOGY_ITEMS = (
+    (imhead_blender.IMPLICIT, "Implicit", "The implicit surface meshed by marching cubes at the chosen resolution: "
+                                          "every detail, a new triangulation for every head (for exploring)"),
+    (imhead_blender.ARTIST, "Artist Mesh", "The ICT head topology (14,062 vertices, quads, UVs) laid onto the "
+                                           "implicit surface: the same vertices and UVs for every head (for "
+                                           "texturing, rigging, export)"),
+)
 SEED_DESCRIPTION = "Which random head: the same seed always gives the same head"
 VARIATION_DESCRIPTION = "How far the head strays from the mean head: 0 is the mean head, 1 a typical head, 2 a striking one"
 
@@ -51,6 +58,8 @@ class ImHeadObjectState(bpy.types.PropertyGroup):
     seed: IntProperty(name="Seed", description=SEED_DESCRIPTION)
     variation: FloatProperty(name="Variation", description=VARIATION_DESCRIPTION)
     resolution: IntProperty(name="Resolution", description="Grid size the surface was extracted at")
+    topology: EnumProperty(name="Topology", items=TOPOLOGY_ITEMS, default=imhead_blender.IMPLICIT,
+                           description="The head mesh's topology")
     fitted_to: StringProperty(name="Fitted To",
                               description="The scan this head was fitted to (empty: generated from its seed)")
     # Region edits: the sliders show the active region's values, kept per region in the custom-property
@@ -81,6 +90,7 @@ class ImHeadSceneSettings(bpy.types.PropertyGroup):
     seed: IntProperty(name="Seed", min=0, description=SEED_DESCRIPTION)
     variation: FloatProperty(name="Variation", default=1.0, min=0.0, max=2.0, description=VARIATION_DESCRIPTION)
     resolution: EnumProperty(name="Resolution", items=RESOLUTION_ITEMS, default='PREVIEW')
+    topology: EnumProperty(name="Topology", items=TOPOLOGY_ITEMS, default=imhead_blender.IMPLICIT)
     region_source: PointerProperty(
         type=bpy.types.Object, name="Copy From", poll=lambda _self, obj: imhead_blender.is_head(obj),
         description="The head whose region Copy Region takes",

@@ -7,7 +7,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 from .. import imhead_blender
 from .active_head import ActiveHeadOperator
 from .preferences import resolution_of
-from .properties import RESOLUTION_ITEMS
+from .properties import RESOLUTION_ITEMS, TOPOLOGY_ITEMS
 
 REGION_DESCRIPTION = "Region to edit (empty: the head's active region)"
 
@@ -73,6 +73,8 @@ class IMHEAD_OT_update_head(ActiveHeadOperator, bpy.types.Operator):
     bl_label = "Update Mesh"
 
     resolution: EnumProperty(name="Resolution", items=RESOLUTION_ITEMS, default='FINAL')
+    topology: EnumProperty(name="Topology", items=TOPOLOGY_ITEMS, default=imhead_blender.IMPLICIT,
+                           description="The mesh's topology (not set: the head's own)")
     bake: BoolProperty(name="Bake Expressions Again", default=True,
                        description="Bake the expression keys again if they were baked before")
 
@@ -80,8 +82,17 @@ class IMHEAD_OT_update_head(ActiveHeadOperator, bpy.types.Operator):
         imhead_blender.finish_previews()  # a preview arriving later must not replace this mesh
         rebake = self.bake and (head.imhead.expressions_stale or bool(imhead_blender.expression_keys(head, model)))
         resolution = resolution_of(context, self.resolution)
-        imhead_blender.remesh_head(head, model, resolution, progress)
-        message = f"Meshed {head.name} at resolution {resolution}"
+        if not self.properties.is_property_set("topology"):
+            self.topology = head.imhead.topology  # kept, so that redoing (F9) can switch it
+        topology_before = head.imhead.topology
+        head.imhead.topology = self.topology
+        try:
+            imhead_blender.remesh_head(head, model, resolution, progress)
+        except BaseException:
+            head.imhead.topology = topology_before
+            raise
+        message = (f"Meshed {head.name} as the artist mesh" if self.topology == imhead_blender.ARTIST
+                   else f"Meshed {head.name} at resolution {resolution}")
         if rebake:
             summary = imhead_blender.bake_expressions(head, model)
             message += f"; expressions baked again (residual max {summary['max']:.3f} mm)"

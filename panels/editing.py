@@ -37,4 +37,10 @@ class IMHEAD_PT_edit_regions(HeadPanel, bpy.types.Panel):
             layout.label(text="Updating preview...", icon='TIME')
         elif not imhead_blender.mesh_is_current(head):
             layout.label(text="The mesh does not show the latest edits", icon='INFO')
-        layout.operator(IMHEAD_OT_update_head.bl_idname, text="Update Mesh (Final)", icon='MESH_DATA')
+        row = layout.row(align=True)
+        row.operator(IMHEAD_OT_update_head.bl_idname, text="Update Mesh (Final)", icon='MESH_DATA')
+        # The other topology, for this head from now on.
+        other = imhead_blender.IMPLICIT if state.topology == imhead_blender.ARTIST else imhead_blender.ARTIST
+        switch = row.operator(IMHEAD_OT_update_head.bl_idname,
+                              text="As Artist Mesh" if other == imhead_blender.ARTIST else "As Implicit")
+        switch.topology = other

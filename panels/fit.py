@@ -17,7 +17,8 @@ class IMHEAD_PT_fit_scan(SidebarPanel, bpy.types.Panel):
         layout.prop(settings, "fit_expression")
         layout.prop(settings, "quality", expand=True)
         layout.prop(settings, "n_points")
+        layout.prop(settings, "topology")
         layout.prop(settings, "resolution", expand=True)
         fit = layout.operator(IMHEAD_OT_fit_scan.bl_idname, icon='MOD_SHRINKWRAP')
-        for name in ("fit_expression", "quality", "n_points", "resolution"):
+        for name in ("fit_expression", "quality", "n_points", "topology", "resolution"):
             setattr(fit, name, getattr(settings, name))

@@ -1,6 +1,7 @@
 """Panels for making heads and seeing where the active head came from."""
 import bpy
 
+from .. import imhead_blender
 from ..imhead_blender import is_head
 from ..operators.generate import IMHEAD_OT_generate, IMHEAD_OT_random_head
 from .sidebar import SidebarPanel
@@ -16,19 +17,25 @@ class IMHEAD_PT_generate(SidebarPanel, bpy.types.Panel):
         settings = context.scene.imhead
         layout.prop(settings, "seed")
         layout.prop(settings, "variation", slider=True)
-        layout.prop(settings, "resolution", expand=True)
+        layout.prop(settings, "topology")
+        row = layout.row()
+        row.active = settings.topology == imhead_blender.IMPLICIT
+        row.prop(settings, "resolution", expand=True)
 
         generate = layout.operator(IMHEAD_OT_generate.bl_idname, icon='USER')
         generate.seed = settings.seed
         generate.variation = settings.variation
         generate.resolution = settings.resolution
+        generate.topology = settings.topology
         row = layout.row(align=True)
         random_head = row.operator(IMHEAD_OT_random_head.bl_idname, icon='FILE_REFRESH')
         random_head.variation = settings.variation
         random_head.resolution = settings.resolution
+        random_head.topology = settings.topology
         mean_head = row.operator(IMHEAD_OT_generate.bl_idname, text="Mean Head")
         mean_head.variation = 0.0
         mean_head.resolution = settings.resolution
+        mean_head.topology = settings.topology
 
 
 class IMHEAD_PT_active_head(SidebarPanel, bpy.types.Panel):
@@ -50,7 +57,9 @@ class IMHEAD_PT_active_head(SidebarPanel, bpy.types.Panel):
         else:
             column.prop(state, "seed")
             column.prop(state, "variation")
-        column.prop(state, "resolution")
+        column.prop(state, "topology")
+        if state.topology == imhead_blender.IMPLICIT:
+            column.prop(state, "resolution")
         column.prop(state, "model_hash")
 
         settings = context.scene.imhead
@@ -58,4 +67,5 @@ class IMHEAD_PT_active_head(SidebarPanel, bpy.types.Panel):
         regenerate.seed = settings.seed
         regenerate.variation = settings.variation
         regenerate.resolution = settings.resolution
+        regenerate.topology = settings.topology
         regenerate.replace = True

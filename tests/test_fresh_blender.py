@@ -3,10 +3,10 @@
 Virtualenvs that hold only bpy (Blender's own Python packages, numpy among them; no torch, no
 scikit-image), like a stock Blender 4.2 LTS, 5.0 and 5.3. The extension is installed there from its
 zip into a fresh user folder, in a process of its own, and does what an artist does: generates a head,
-edits a region, bakes the expressions and fits a scan. This proves that the add-on needs nothing a
-stock Blender lacks, on every path (the test process itself has the dev venv's packages, so it cannot
-see what the zip lacks), and that Blender exits cleanly afterwards. The command line's runtime verbs
-(python -m imhead) run there too. The virtualenvs are made once and kept in .cache/.
+edits a region, bakes the expressions, fits a scan and generates an artist mesh. This proves that the
+add-on needs nothing a stock Blender lacks, on every path (the test process itself has the dev venv's
+packages, so it cannot see what the zip lacks), and that Blender exits cleanly afterwards. The command
+line's runtime verbs (python -m imhead) run there too. The virtualenvs are made once and kept in .cache/.
 """
 import glob
 import json
@@ -67,6 +67,9 @@ fitted = bpy.context.active_object
 result["fitted_to"] = fitted.imhead.fitted_to
 result["fitted_dimensions"] = list(fitted.dimensions)
 result["fitted_location"] = list(fitted.matrix_world.translation)
+result["artist"] = sorted(bpy.ops.imhead.generate(seed=6, topology='ARTIST'))
+artist = bpy.context.active_object.data
+result["artist_mesh"] = [len(artist.vertices), len(artist.polygons), [layer.name for layer in artist.uv_layers]]
 result["python"] = list(sys.version_info[:2])
 result["numpy"] = np.__version__
 result["heavy_modules"] = sorted({name.split(".")[0] for name in sys.modules} & {"torch", "scipy", "skimage", "igl"})
@@ -143,6 +146,7 @@ def test_the_zip_generates_edits_bakes_and_fits_in_a_stock_blender(stock_blender
     # The fitted head lies where the scan is, at the scan's (metre) size.
     assert all(0.1 < size < 0.5 for size in result["fitted_dimensions"]), result["fitted_dimensions"]
     assert max(abs(a - b) for a, b in zip(result["fitted_location"], (0.3, -0.2, 1.1))) < 0.1
+    assert result["artist"] == ["FINISHED"] and result["artist_mesh"] == [14062, 14034, ["UVMap"]]
 
 
 def test_the_runtime_verbs_run_without_torch(stock_blender_python, tiny_model, tmp_path):

@@ -1,0 +1,259 @@
+"""The artist mesh: the ICT head topology (quads and UVs, artist_topology/ict_skin.npz, MIT) conformed
+to a head's implicit surface, with the same vertices, order and UVs for every head.
+
+The skin of the ICT Face Model (face, head and neck, mouth and eye sockets: 14,062 vertices, 14,034
+quads, one open loop at the bottom of the neck) is
+1. placed by the keypoints: the template's keypoints (the model's keypoint vertices) go onto the head's
+   regressed keypoints by an affine map, then a thin-plate spline (kernel |r|) through what the affine
+   map leaves, so every keypoint lands on the head's own;
+2. conformed: PROJECTIONS rounds of a Newton step onto the zero level set along the field's gradient
+   (x <- x - f grad f / |grad f|^2, at most MAX_STEP), each followed by a tangential relaxation that
+   gives every vertex back the Laplacian offset (neighbours' mean minus itself) it had on the placed
+   template, so quads keep the template's proportions and the UVs stay undistorted; a last step lands
+   the vertices on the surface. The gradient is taken by forward differences of the field (any field:
+   an edited head's too) at the placed template, and again only where a step did not halve the
+   distance (where the direction turned: creases, ears): 3 extra field evaluations per vertex once,
+   not per round. The eye sockets are not projected: they lie behind the eyeballs, where the field's
+   surface is the eyeball's (the model learned skin and eyes as one surface); the relaxation carries
+   them along with the eyelids;
+3. held at the neck: the learned neck may end anywhere (the bundled model's runs on into the meshing
+   box; a model trained on cut necks has a cap). The NECK_RINGS rings of vertices above the open loop
+   move only across the neck's axis, so they cannot slide onto a cap; where no surface is within reach
+   across the axis they keep their placed positions.
+An edited head (region edits) is its unedited artist mesh refitted (steps 2 and 3 from there) where the
+edit reaches, the rest pinned: an edit moves no vertex beyond its fade.
+"""
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from . import parallel
+from .editing import edit_share
+from .frame import MM
+
+TOPOLOGY_DIR = Path(__file__).with_name("artist_topology")
+TOPOLOGY_PATH = TOPOLOGY_DIR / "ict_skin.npz"
+
+PROJECTIONS = 4
+# Longest Newton step, model units: the placed template lies within a few millimetres of the surface; a
+# longer step comes from a gradient that is nearly zero (a crease, the inside of the mouth).
+MAX_STEP = 5 * MM
+# Forward-difference step of the field's gradient: small against the head's curvature (the direction
+# is off by about step / (2 * radius of curvature)).
+GRADIENT_STEP = 0.25 * MM
+RELAX_SWEEPS = 3
+RELAX_RATE = 0.5
+# Rings of vertices above the neck's open loop that move only across the neck's axis.
+NECK_RINGS = 3
+# The neck's axis: from the open loop's centroid to the centroid of the ring this many edges above it.
+NECK_AXIS_RING = 8
+# A gradient shorter than this gives no direction to step in (an SDF's is about 1).
+MIN_SLOPE = 0.1
+# Distance (model units) below which a vertex counts as on the surface.
+CONVERGED = 0.02 * MM
+# Thin-plate spline's smoothing (model units squared): keeps the solve well conditioned.
+SPLINE_SMOOTHING = 1e-6
+
+
+@dataclass(frozen=True)
+class ArtistTopology:
+    """The template: vertices (V, 3) float32 model frame, quads (F, 4) int32 outward wound, quad_uv (F, 4)
+    int32 indices into uv (U, 2) float32 (UDIM), and each skin part's first vertex."""
+    vertices: np.ndarray
+    quads: np.ndarray
+    quad_uv: np.ndarray
+    uv: np.ndarray
+    part_starts: dict
+
+    @property
+    def edges(self):
+        """(E, 2) int32 undirected edges, each once."""
+        pairs = np.stack([self.quads, np.roll(self.quads, -1, axis=1)], -1).reshape(-1, 2)
+        return np.unique(np.sort(pairs, axis=1), axis=0)
+
+    def boundary_loop(self):
+        """Vertices (L,) of the open loop at the bottom of the neck (edges of one quad only)."""
+        pairs = np.sort(np.stack([self.quads, np.roll(self.quads, -1, axis=1)], -1).reshape(-1, 2), axis=1)
+        unique, counts = np.unique(pairs, axis=0, return_counts=True)
+        return np.unique(unique[counts == 1])
+
+
+@lru_cache(maxsize=1)
+def load_topology():
+    """The shipped ArtistTopology (read once)."""
+    with np.load(TOPOLOGY_PATH) as data:
+        return ArtistTopology(vertices=data["vertices"], quads=data["quads"], quad_uv=data["quad_uv"],
+                              uv=data["uv"], part_starts=dict(zip(data["part_names"].tolist(),
+                                                                  data["part_starts"].tolist())))
+
+
+@dataclass(frozen=True)
+class ArtistMesh:
+    """A head's artist mesh: vertices (V, 3) float32 in the model frame, the topology's quads and UVs.
+    Read like meshing.SurfaceMesh (vertices, faces), with UVs per face corner besides."""
+    vertices: np.ndarray
+    topology: ArtistTopology
+
+    @property
+    def faces(self):
+        """(F, 4) int32 quads, outward wound."""
+        return self.topology.quads
+
+    @property
+    def corner_uv(self):
+        """(F * 4, 2) float32: the UV of every face corner, in the faces' order."""
+        return self.topology.uv[self.topology.quad_uv.ravel()]
+
+
+class _Neighbours:
+    """Mean of each vertex's edge neighbours, for the relaxation."""
+
+    def __init__(self, edges, n_vertices):
+        self.a, self.b = edges[:, 0], edges[:, 1]
+        self.degree = np.bincount(edges.ravel(), minlength=n_vertices).astype(np.float32)[:, None]
+
+    def laplacian(self, x):
+        """(V, 3): the mean of each vertex's neighbours minus the vertex."""
+        total = np.zeros_like(x)
+        np.add.at(total, self.a, x[self.b])
+        np.add.at(total, self.b, x[self.a])
+        return total / self.degree - x
+
+
+def place_template(template, template_keypoints, keypoints):
+    """Template vertices (V, 3) moved so its keypoints (K, 3) land on `keypoints` (K, 3): an affine map
+    (least squares), then a thin-plate spline (kernel |r|) through the residuals. float32."""
+    source = np.asarray(template_keypoints, np.float64)
+    target = np.asarray(keypoints, np.float64)
+    homogeneous = np.concatenate([source, np.ones((len(source), 1))], 1)
+    affine, *_ = np.linalg.lstsq(homogeneous, target, rcond=None)  # (4, 3)
+    residual = target - homogeneous @ affine
+    kernel = np.linalg.norm(source[:, None] - source[None], axis=-1) + SPLINE_SMOOTHING * np.eye(len(source))
+    # The spline's weights are orthogonal to affine functions, so it adds nothing affine of its own.
+    system = np.block([[kernel, homogeneous], [homogeneous.T, np.zeros((4, 4))]])
+    solution = np.linalg.solve(system, np.concatenate([residual, np.zeros((4, 3))]))
+    weights, extra_affine = solution[:len(source)], solution[len(source):]
+    points = np.asarray(template, np.float64)
+    points_h = np.concatenate([points, np.ones((len(points), 1))], 1)
+    spline = np.linalg.norm(points[:, None] - source[None], axis=-1) @ weights
+    return (points_h @ (affine + extra_affine) + spline).astype(np.float32)
+
+
+def field_gradient(field, points, values):
+    """(N, 3) forward-difference gradient of `field` at points (N, 3) whose values (N,) are known."""
+    shifted = points[None] + np.float32(GRADIENT_STEP) * np.eye(3, dtype=np.float32)[:, None]
+    ahead = field(shifted.reshape(-1, 3)).reshape(3, -1)
+    return ((ahead - values) / np.float32(GRADIENT_STEP)).T
+
+
+def neck_rings(topology, rings=NECK_AXIS_RING):
+    """Vertex sets (list of arrays) of the open loop (ring 0) and of the `rings` rings above it."""
+    edges = topology.edges
+    n = len(topology.vertices)
+    distance = np.full(n, -1)
+    current = topology.boundary_loop()
+    distance[current] = 0
+    found = [current]
+    for ring in range(1, rings + 1):
+        touched = np.zeros(n, bool)
+        in_ring = np.zeros(n, bool)
+        in_ring[current] = True
+        touched[edges[in_ring[edges[:, 0]], 1]] = True
+        touched[edges[in_ring[edges[:, 1]], 0]] = True
+        current = np.flatnonzero(touched & (distance < 0))
+        distance[current] = ring
+        found.append(current)
+    return found
+
+
+def on_surface_vertices(topology):
+    """Indices of the vertices conformed to the surface: all but the eye sockets', which lie behind the
+    eyeballs (the field's surface there is the eyeball's: the model learned the skin and eyes as one)."""
+    first_socket = min(topology.part_starts["eye_socket_l"], topology.part_starts["eye_socket_r"])
+    return np.arange(first_socket)
+
+
+def conform(field, keypoints, template_keypoint_vertices, topology=None):
+    """The artist mesh (ArtistMesh) of the head whose signed distance is field((N, 3)) -> (N,) and whose
+    keypoints are (K, 3), model frame; template_keypoint_vertices (K,): the template vertex of each."""
+    topology = topology or load_topology()
+    template = topology.vertices
+    placed = place_template(template, template[np.asarray(template_keypoint_vertices)], keypoints)
+    return ArtistMesh(vertices=_settle(field, placed, topology, np.zeros(len(placed), bool)), topology=topology)
+
+
+def refit(field, mesh, pinned):
+    """`mesh` (an ArtistMesh) moved onto the surface of `field` where pinned (V,) is False, keeping its
+    own proportions: for an edit, which changes the surface only where it does not pin the mesh."""
+    return ArtistMesh(vertices=_settle(field, mesh.vertices, mesh.topology, np.asarray(pinned, bool)),
+                      topology=mesh.topology)
+
+
+def _settle(field, start, topology, pinned):
+    """Vertices (V, 3) from `start` onto the surface (the module's steps 2 and 3); pinned ones stay."""
+    rings = neck_rings(topology)
+    axis = start[rings[NECK_AXIS_RING]].mean(0) - start[rings[0]].mean(0)
+    axis /= np.linalg.norm(axis)
+    along_axis = np.zeros(len(start), bool)
+    along_axis[np.concatenate(rings[:NECK_RINGS])] = True
+    neighbours = _Neighbours(topology.edges, len(start))
+    offsets = neighbours.laplacian(start)  # the start's own proportions, kept by the relaxation
+    free = (~pinned)[:, None].astype(np.float32)
+    x = start.copy()
+    on = on_surface_vertices(topology)
+    on = on[~pinned[on]]
+
+    # direction: unit Newton direction per vertex (zero: not projected), slope: the field's derivative
+    # along it. The eye sockets, which follow the eyelids, have no direction: the relaxation moves them
+    # in all three directions, the others only along the surface.
+    direction = np.zeros_like(x)
+    slope = np.ones(len(x), np.float32)
+
+    def aim(vertices, values):
+        gradient = field_gradient(field, x[vertices], values)
+        neck = along_axis[vertices]
+        gradient[neck] -= (gradient[neck] @ axis)[:, None] * axis
+        length = np.linalg.norm(gradient, axis=1)
+        # Where the gradient vanishes (or, at the neck, points along the axis) there is no step to take.
+        movable = length > MIN_SLOPE
+        direction[vertices] = np.where(movable[:, None], gradient / np.maximum(length, 1e-12)[:, None], 0.0)
+        slope[vertices] = np.where(movable, length, 1.0)
+
+    values = np.zeros(len(x), np.float32)
+    if len(on) == 0:
+        return x
+    values[on] = field(x[on])
+    aim(on, values[on])
+    for projection in range(PROJECTIONS + 1):
+        x -= np.clip(values / slope, -MAX_STEP, MAX_STEP)[:, None] * direction
+        if projection == PROJECTIONS:
+            break
+        for _ in range(RELAX_SWEEPS):
+            pull = neighbours.laplacian(x) - offsets
+            pull -= np.einsum("ij,ij->i", pull, direction)[:, None] * direction
+            x += np.float32(RELAX_RATE) * free * pull
+        before = values[on]
+        values[on] = field(x[on])
+        # Where the step did not halve the distance the direction has turned: aim those vertices again.
+        stale = on[(np.abs(values[on]) > 0.5 * np.abs(before)) & (np.abs(values[on]) > CONVERGED)]
+        if len(stale):
+            aim(stale, values[stale])
+    return x.astype(np.float32)
+
+
+def head_artist_mesh(model, identity, local_offsets=None):
+    """The artist mesh of a head of `model` (a HeadModel) in its neutral expression, with region edits
+    local_offsets (K, L) or none. An edited head is the unedited one refitted where the edit reaches
+    (editing.edit_share > 0), so that no vertex beyond the edit's fade moves."""
+    def field(offsets):
+        function = model.sdf_function(identity, local_offsets=offsets)
+        return lambda points: parallel.in_batches(function, points)
+
+    keypoint_vertices = [k["vertex"] for k in model.header["keypoints"]]
+    mesh = conform(field(None), model.keypoints(identity), keypoint_vertices)
+    if local_offsets is None or not np.any(local_offsets):
+        return mesh
+    share = edit_share(model, mesh.vertices, identity, local_offsets)
+    return refit(field(local_offsets), mesh, pinned=share == 0)

@@ -1,0 +1,60 @@
+"""Derive the artist topology that ships in the extension from the vendored ICT Face Model data.
+
+    python scripts/make_artist_topology.py
+
+Writes model/runtime/artist_topology/ict_skin.npz (read by model/runtime/artist_mesh.py): the ICT
+skin (parts face, head_neck, mouth_socket, eye_socket_l/r: vertices 0-14,061 of the 26,719) as
+- `vertices` (14062, 3) float32: the neutral template, model frame (model/runtime/frame.py);
+- `quads` (14034, 4) int32: its polygons (every skin polygon is a quad), ICT's winding (outward);
+- `quad_uv` (14034, 4) int32: each quad corner's index into `uv`;
+- `uv` (14629, 2) float32: ICT's UDIM coordinates (tiles 1001-1002), seams split;
+- `part_starts` (5,) int32 and `part_names`: where each skin part's vertices begin.
+The ICT licence (MIT) is copied beside it.
+"""
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from model.data.data_paths import ICT_SOURCE, data_file, ict_model_path  # noqa: E402
+from model.data.heads import SKIN_PARTS  # noqa: E402
+from model.runtime.artist_mesh import TOPOLOGY_DIR, TOPOLOGY_PATH  # noqa: E402
+from model.runtime.frame import ict_to_model  # noqa: E402
+
+
+def skin_topology():
+    """The arrays of ict_skin.npz, from the ICT model and topology files."""
+    with np.load(ict_model_path()) as ict:
+        names = [str(n) for n in ict["part_names"]]
+        ranges = ict["part_ranges"]
+        skin_ranges = [ranges[names.index(part)] for part in SKIN_PARTS]
+        n_skin = int(skin_ranges[-1][1]) + 1
+        vertices = ict_to_model(ict["neutral"][:n_skin])
+    with np.load(data_file(ICT_SOURCE, "ict_topology.npz")) as topology:
+        polygons, polygon_uv, uv = topology["polygons"], topology["polygon_uv"], topology["uv"]
+    skin = ((polygons >= 0) & (polygons < n_skin)).all(1)
+    quads, quad_uv = polygons[skin], polygon_uv[skin]
+    used_uv, quad_uv = np.unique(quad_uv, return_inverse=True)
+    return {
+        "vertices": vertices.astype(np.float32),
+        "quads": quads.astype(np.int32),
+        "quad_uv": quad_uv.reshape(quads.shape).astype(np.int32),
+        "uv": uv[used_uv].astype(np.float32),
+        "part_starts": np.array([r[0] for r in skin_ranges], np.int32),
+        "part_names": np.array(SKIN_PARTS),
+    }
+
+
+def main():
+    TOPOLOGY_DIR.mkdir(exist_ok=True)
+    np.savez_compressed(TOPOLOGY_PATH, **skin_topology())
+    shutil.copyfile(data_file(ICT_SOURCE, "LICENSE"), TOPOLOGY_DIR / "ICT-FACE-MODEL-LICENSE.txt")
+    print(f"{TOPOLOGY_PATH} ({TOPOLOGY_PATH.stat().st_size / 1e3:.0f} kB)")
+
+
+if __name__ == "__main__":
+    main()

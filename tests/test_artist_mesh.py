@@ -1,0 +1,129 @@
+"""The artist mesh (model/runtime/artist_mesh.py): the shipped topology, the placement by keypoints, and
+the conformed mesh of a bundled-model head on its implicit surface."""
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model import HeadModel
+from model.runtime import artist_mesh, editing
+from model.runtime.frame import MM, model_to_mm
+from model.runtime.numpy_gradients import sdf_and_vjp
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = ROOT / "weights" / "imhead.npz"
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_shipped_topology_is_the_ict_skin_as_derived_from_the_vendored_data():
+    derived = load_script("make_artist_topology").skin_topology()
+    with np.load(artist_mesh.TOPOLOGY_PATH) as shipped:
+        assert set(shipped.files) == set(derived)
+        for name, values in derived.items():
+            np.testing.assert_array_equal(shipped[name], values, err_msg=name)
+            assert shipped[name].dtype == values.dtype
+    licence = (artist_mesh.TOPOLOGY_DIR / "ICT-FACE-MODEL-LICENSE.txt").read_text()
+    assert "MIT" in licence or "Permission is hereby granted" in licence
+
+
+def test_the_topology_is_one_quad_surface_with_the_neck_open_and_udim_uvs():
+    topology = artist_mesh.load_topology()
+    assert topology.vertices.shape == (14062, 3) and topology.quads.shape == (14034, 4)
+    assert np.array_equal(np.unique(topology.quads), np.arange(14062))  # every vertex in a quad
+    assert len(topology.boundary_loop()) == 54  # the only open loop: the bottom of the neck
+    assert topology.boundary_loop().min() >= topology.part_starts["head_neck"]
+    uv = topology.uv
+    assert topology.quad_uv.max() == len(uv) - 1
+    assert (uv > 0).all() and (uv[:, 0] < 2).all() and (uv[:, 1] < 1).all()  # UDIM tiles 1001 and 1002
+    mesh = artist_mesh.ArtistMesh(topology.vertices, topology)
+    assert mesh.corner_uv.shape == (4 * 14034, 2)
+
+
+def test_placing_by_an_affine_map_of_the_keypoints_moves_the_template_by_that_map():
+    topology = artist_mesh.load_topology()
+    rng = np.random.default_rng(0)
+    matrix = np.eye(3) + 0.1 * rng.standard_normal((3, 3))
+    shift = rng.standard_normal(3) * 0.05
+    keypoint_vertices = rng.choice(len(topology.vertices), 39, replace=False)
+    source = topology.vertices[keypoint_vertices]
+    placed = artist_mesh.place_template(topology.vertices, source, source @ matrix.T + shift)
+    np.testing.assert_allclose(placed, topology.vertices @ matrix.T + shift, atol=1e-4)
+
+
+def test_placing_lands_every_keypoint_on_its_target():
+    topology = artist_mesh.load_topology()
+    rng = np.random.default_rng(1)
+    keypoint_vertices = rng.choice(len(topology.vertices), 39, replace=False)
+    source = topology.vertices[keypoint_vertices]
+    target = source + 5 * MM * rng.standard_normal(source.shape)  # not an affine image
+    placed = artist_mesh.place_template(topology.vertices, source, target)
+    assert np.abs(placed[keypoint_vertices] - target).max() < 0.01 * MM
+
+
+@pytest.fixture(scope="module")
+def bundled_head():
+    model = HeadModel.load(BUNDLED)
+    identity = model.sample_identity(3)
+    return model, identity, artist_mesh.head_artist_mesh(model, identity)
+
+
+def surface_distance_mm(model, identity, points):
+    values, backward = sdf_and_vjp(model.network, points[None], model._code(identity))
+    gradient = backward(np.ones_like(values))[0][0]
+    return model_to_mm(np.abs(values[0]) / np.linalg.norm(gradient, axis=1))
+
+
+def test_a_bundled_model_head_lies_on_its_implicit_surface(bundled_head):
+    model, identity, mesh = bundled_head
+    topology = artist_mesh.load_topology()
+    on = artist_mesh.on_surface_vertices(topology)
+    assert len(on) == topology.part_starts["eye_socket_l"]
+    placed_mm = surface_distance_mm(model, identity, artist_mesh.place_template(
+        topology.vertices, topology.vertices[[k["vertex"] for k in model.header["keypoints"]]],
+        model.keypoints(identity))[on])
+    distance_mm = surface_distance_mm(model, identity, mesh.vertices[on])
+    assert placed_mm.mean() > 1.0  # the placement alone is a millimetre off: the conforming does the rest
+    assert distance_mm.mean() <= 0.2
+    assert np.percentile(distance_mm, 99) <= 1.0
+    assert mesh.vertices.shape == topology.vertices.shape and mesh.vertices.dtype == np.float32
+
+
+def test_the_eye_sockets_follow_the_eyelids_without_collapsing(bundled_head):
+    _, _, mesh = bundled_head
+    topology = artist_mesh.load_topology()
+    socket = slice(topology.part_starts["eye_socket_l"], None)
+    quads = topology.quads[(topology.quads >= socket.start).all(1)]
+
+    def areas(vertices):
+        corners = vertices[quads]
+        return 0.5 * np.linalg.norm(np.cross(corners[:, 2] - corners[:, 0], corners[:, 3] - corners[:, 1]), axis=1)
+
+    ratio = areas(mesh.vertices) / areas(topology.vertices)
+    assert np.percentile(ratio, 1) > 0.2 and np.percentile(ratio, 99) < 5
+
+
+def test_a_region_edit_moves_only_the_vertices_within_its_fade_onto_the_edited_surface(bundled_head):
+    model, identity, mesh = bundled_head
+    offsets = editing.slider_offsets(model, {"nose": [2.5, -2.0]})
+    edited = artist_mesh.head_artist_mesh(model, identity, offsets)
+    share = editing.edit_share(model, mesh.vertices, identity, offsets)
+    outside = share == 0
+    assert 0 < (~outside).sum() < len(outside) // 2  # the face is dense around the nose: 38 % of the vertices
+    np.testing.assert_array_equal(edited.vertices[outside], mesh.vertices[outside])
+    moved = model_to_mm(np.linalg.norm(edited.vertices - mesh.vertices, axis=1))
+    assert moved.max() > 1.0  # the nose changed by millimetres
+
+    inside = np.intersect1d(np.flatnonzero(~outside), artist_mesh.on_surface_vertices(mesh.topology))
+    points = edited.vertices[inside]
+    values = model.sdf(points, identity, local_offsets=offsets)
+    field = lambda p: model.sdf(p, identity, local_offsets=offsets)  # noqa: E731
+    slope = np.linalg.norm(artist_mesh.field_gradient(field, points, values), axis=1)
+    distance = model_to_mm(np.abs(values) / slope)
+    assert distance.mean() <= 0.2 and np.percentile(distance, 99) <= 1.0

@@ -143,7 +143,8 @@ def test_softplus_is_torchs_and_makes_no_denormals():
     np.testing.assert_allclose(result, expected, rtol=1e-6, atol=1e-7)
     beyond_threshold = t > 20  # where torch returns its input itself
     np.testing.assert_array_equal(result[beyond_threshold], t[beyond_threshold])
-    assert np.all(np.abs(result) >= np.finfo(np.float32).tiny)  # normal floats only, zero included none
+    # normal floats or zero (log(1 + z) of z below 6e-8), never a denormal: those are slow on x86
+    assert np.all((result == 0) | (np.abs(result) >= np.finfo(np.float32).tiny))
 
 
 def test_weights_that_do_not_match_the_configuration_are_refused(tiny_model):

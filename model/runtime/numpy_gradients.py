@@ -37,10 +37,11 @@ def softplus_with_slope(t):
     backward computes it: z / (z + 1) of z = exp(t), which is 1 in float32 above the threshold (where
     softplus is t itself, slope 1). Below t = -SLOPE_FLOOR the slope (< 2e-9) is 0."""
     z = np.exp(np.clip(t, *SOFTPLUS_RANGE))
-    slope = z / (z + np.float32(1.0))
+    one_plus_z = z + np.float32(1.0)
+    slope = np.divide(z, one_plus_z, out=z)
     np.multiply(slope, t >= -SLOPE_FLOOR, out=slope)  # (a masked assignment is 10x slower)
-    np.log1p(z, out=z)
-    return np.maximum(t, z, out=t), slope
+    np.log(one_plus_z, out=one_plus_z)  # log, not log1p: see numpy_network.scaled_softplus
+    return np.maximum(t, one_plus_z, out=t), slope
 
 
 def layers_forward(x, weights, biases):

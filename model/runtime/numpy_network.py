@@ -26,12 +26,16 @@ ROW_BLOCK = 1024
 SOFTPLUS_RANGE = (-60.0, 20.0)
 
 
+# numpy's float32 log1p has no vectorised loop: on a Zen 2 core it took 4.1 ms for 1024 x 200 values,
+# log 0.47 ms. log(1 + z) instead of log1p(z) is off by less than half an ulp of 1 (6e-8), where z is too
+# small to change 1 + z: a softplus that tiny adds nothing the next layer's float32 sums can keep.
 def scaled_softplus(t):
-    """beta * softplus(x, beta) of t = beta * x, torch's softplus: log1p(exp(t)), or t itself where t > 20.
-    Overwrites t (float32)."""
+    """beta * softplus(x, beta) of t = beta * x, torch's softplus: log(1 + exp(t)), or t itself where
+    t > 20. Overwrites t (float32)."""
     tail = np.clip(t, *SOFTPLUS_RANGE)
     np.exp(tail, out=tail)
-    np.log1p(tail, out=tail)
+    tail += np.float32(1.0)
+    np.log(tail, out=tail)
     # Above the threshold the clipped term is 20 < t; below it, log1p(exp(t)) > t: the larger of the two
     # is the one torch returns.
     return np.maximum(t, tail, out=t)

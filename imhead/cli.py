@@ -11,7 +11,9 @@ import argparse
 import importlib
 import json
 import logging
+import multiprocessing
 import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from model.runtime import HeadModel, ImHeadError, parallel
@@ -32,6 +34,8 @@ DELEGATED = {"train": ("model.training.train", "train a model from a config (tor
              "evaluate": ("model.evaluation.evaluate", "fit held-out heads and write the evaluation tables"),
              "ablation": ("model.training.ablation", "train and score the paper's ablation variants"),
              "build-data": ("model.data.build_dataset", "build the training data set (ICT and Anny heads)")}
+# What a fit worker process needs of the fit verb's arguments (the rest, its `run` among them, does not pickle).
+FIT_OPTIONS = ("model", "neutral", "quality", "steps", "points", "seed", "unit", "resolution", "format")
 
 
 def main(argv=None):
@@ -134,10 +138,13 @@ def fit(args):
     if source.is_dir():
         if args.out is None or args.out_mesh or args.out_json:
             raise ImHeadError("fitting a folder writes into a folder: give --out FOLDER (not --out-mesh/--out-json)")
+        if args.processes > 1 and args.threads:
+            raise ImHeadError("with --processes every worker fits on one thread: give --processes or --threads")
         args.status = fit_folder(args, model, source, Path(args.out))
         return
-    if args.out is not None:
-        raise ImHeadError("--out is for a folder of scans; for one scan give --out-mesh and/or --out-json")
+    if args.out is not None or args.processes > 1:
+        raise ImHeadError("--out and --processes are for a folder of scans; for one scan give --out-mesh "
+                          "and/or --out-json")
     if args.out_mesh:
         mesh_writer(args.out_mesh)
     state, result, placed = fit_scan(args, model, source, bar(args, "Fitting"))
@@ -166,7 +173,8 @@ def fit_scan(args, model, path, progress):
 
 def fit_folder(args, model, folder, out):
     """Fits every scan in `folder`, writing <scan>.<format> and <scan>.json into `out`, and summary.json;
-    a scan that cannot be fitted is reported and the others go on. Returns the exit status."""
+    a scan that cannot be fitted is reported and the others go on. With --processes N, N worker processes
+    fit one scan each at a time. Returns the exit status."""
     scans = sorted(p for p in folder.iterdir() if p.suffix.lower() in SCAN_SUFFIXES and p.is_file())
     if not scans:
         raise ImHeadError(f"{folder}: no scans ({', '.join(SCAN_SUFFIXES)} files)")
@@ -176,21 +184,16 @@ def fit_folder(args, model, folder, out):
         raise ImHeadError(f"{folder}: scans of the same name would write the same files: {', '.join(twins)}")
     out.mkdir(parents=True, exist_ok=True)
     overall = bar(args, "", total=len(scans), unit="scans")
-    rows = []
-    for index, scan in enumerate(scans):
-        def progress(fraction, message, index=index, scan=scan):
-            overall((index + fraction) / len(scans), f"{scan.name}: {message}")
-        try:
-            state, result, placed = fit_scan(args, model, scan, progress)
-        except ImHeadError as error:
-            rows.append({"scan": scan.name, "fitted": False, "error": str(error)})
-            overall((index + 1) / len(scans), f"{scan.name}: not fitted")
-            continue
-        mesh_path, params_path = out / f"{scan.stem}.{args.format}", out / f"{scan.stem}.json"
-        write_mesh(mesh_path, placed)
-        state.save(params_path)
-        rows.append({"scan": scan.name, "fitted": True, "mesh": mesh_path.name, "params": params_path.name,
-                     **{key: state.fit[key] for key in ("unit", "residual_mm", "within_5mm", "seconds")}})
+    if args.processes > 1:
+        rows = fit_in_processes(args, scans, out, overall)
+    else:
+        rows = []
+        for index, scan in enumerate(scans):
+            def progress(fraction, message, index=index, scan=scan):
+                overall((index + fraction) / len(scans), f"{scan.name}: {message}")
+            rows.append(fit_into_folder(args, model, scan, out, progress))
+            if not rows[-1]["fitted"]:
+                overall((index + 1) / len(scans), f"{scan.name}: not fitted")
     failed = [row for row in rows if not row["fitted"]]
     (out / "summary.json").write_text(json.dumps({"scans": rows, "fitted": len(rows) - len(failed),
                                                   "failed": len(failed)}, indent=1))
@@ -199,6 +202,47 @@ def fit_folder(args, model, folder, out):
               if row["fitted"] else f"{row['scan']}: not fitted: {row['error']}")
     print(f"{out}/summary.json: {len(rows) - len(failed)} of {len(rows)} scans fitted")
     return 1 if failed else 0
+
+
+def fit_into_folder(args, model, scan, out, progress):
+    """Fits one scan of a folder, writing <scan>.<format> and <scan>.json into `out`; its summary row."""
+    try:
+        state, result, placed = fit_scan(args, model, scan, progress)
+    except ImHeadError as error:
+        return {"scan": scan.name, "fitted": False, "error": str(error)}
+    mesh_path, params_path = out / f"{scan.stem}.{args.format}", out / f"{scan.stem}.json"
+    write_mesh(mesh_path, placed)
+    state.save(params_path)
+    return {"scan": scan.name, "fitted": True, "mesh": mesh_path.name, "params": params_path.name,
+            **{key: state.fit[key] for key in ("unit", "residual_mm", "within_5mm", "seconds")}}
+
+
+def fit_in_processes(args, scans, out, overall):
+    """The scans fitted by args.processes worker processes, each on one core (one thread, one BLAS
+    thread: parallel.use_one_core); their rows in the scans' order. A fit does not depend on the process
+    it runs in, so the files are those of one process with --threads 1. overall(fraction, message) after
+    each scan."""
+    options = argparse.Namespace(**{name: getattr(args, name) for name in FIT_OPTIONS})
+    # spawn: a fresh interpreter per worker, never a fork of a process that may hold threads (its workers').
+    with ProcessPoolExecutor(min(args.processes, len(scans)), multiprocessing.get_context("spawn"),
+                             initializer=start_fit_worker, initargs=(options,)) as pool:
+        futures = [pool.submit(fit_in_worker, scan, out) for scan in scans]
+        for done, future in enumerate(as_completed(futures), 1):
+            row = future.result()
+            overall(done / len(scans), f"{row['scan']}: {'fitted' if row['fitted'] else 'not fitted'}")
+    return [future.result() for future in futures]
+
+
+fit_worker = {}  # in a fit worker process: its options and the model, loaded once per process
+
+
+def start_fit_worker(options):
+    parallel.use_one_core()
+    fit_worker.update(args=options, model=HeadModel.load(options.model))
+
+
+def fit_in_worker(scan, out):
+    return fit_into_folder(fit_worker["args"], fit_worker["model"], scan, out, lambda fraction, message: None)
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -315,6 +359,8 @@ def parser():
     sub.add_argument("--out-json", help="one scan: the head's parameters and the fit")
     sub.add_argument("--out", help="a folder of scans: where <scan>.<format>, <scan>.json and summary.json go")
     sub.add_argument("--format", choices=("obj", "ply", "glb"), default="obj", help="--out: the mesh files")
+    sub.add_argument("--processes", type=positive, default=1,
+                     help="--out: fit this many scans at once, each in a worker process on one core (default 1)")
     sub.add_argument("--neutral", action="store_true", help="keep the expression neutral")
     sub.add_argument("--quality", choices=sorted(fitting.QUALITY_STEPS), default="fast")
     sub.add_argument("--steps", type=int, help="refinement steps (overrides --quality)")
@@ -326,6 +372,13 @@ def parser():
     for name, (module, help) in DELEGATED.items():
         verbs.add_parser(name, help=f"{help}: python -m {module}'s arguments (--help lists them)", add_help=False)
     return top
+
+
+def positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def require_output(sub, args):

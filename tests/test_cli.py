@@ -259,6 +259,38 @@ def test_fitting_a_folder_reports_the_scans_it_cannot_fit_and_fits_the_others(ti
     assert "ball.npy: not fitted" in completed.stdout and "1 of 3 scans fitted" in completed.stdout
 
 
+def test_fitting_a_folder_on_two_processes_writes_what_one_process_writes(tiny_model, model, tmp_path):
+    """Each worker process fits on one thread: bit for bit what one process fits with --threads 1."""
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for seed in (3, 5, 8):
+        head = model.extract_mesh(model.sample_identity(seed, 1.0), resolution=RESOLUTION)
+        np.save(scans / f"head{seed}.npy", model_to_file(head.vertices) * 1000.0)
+    np.save(scans / "few.npy", np.random.default_rng(0).normal(size=(10, 3)))  # fails; the others go on
+    options = ("--steps", "20", "--points", "2000", "--resolution", str(RESOLUTION), "--model", str(tiny_model))
+    one = run("fit", "--input", str(scans), "--out", str(tmp_path / "one"), "--threads", "1", "--quiet", *options)
+    two = run("fit", "--input", str(scans), "--out", str(tmp_path / "two"), "--processes", "2", *options)
+    assert one.returncode == two.returncode == 1, two.stderr
+    assert "4/4 scans" in two.stderr and "few.npy: not fitted" in two.stdout and "3 of 4 scans fitted" in two.stdout
+
+    def without_seconds(row):
+        return {key: value for key, value in row.items() if key != "seconds"}
+    summaries = [json.loads((tmp_path / run_name / "summary.json").read_text()) for run_name in ("one", "two")]
+    assert [without_seconds(row) for row in summaries[0]["scans"]] == [without_seconds(row) for row in
+                                                                        summaries[1]["scans"]]
+    assert [row["scan"] for row in summaries[1]["scans"]] == ["few.npy", "head3.npy", "head5.npy", "head8.npy"]
+    for seed in (3, 5, 8):
+        assert (tmp_path / "one" / f"head{seed}.obj").read_bytes() == (tmp_path / "two" / f"head{seed}.obj").read_bytes()
+        params = [json.loads((tmp_path / run_name / f"head{seed}.json").read_text()) for run_name in ("one", "two")]
+        for fitted in params:
+            del fitted["fit"]["seconds"]
+        assert params[0] == params[1] and params[0]["fit"]["within_5mm"] > 0.9
+
+    completed = run("fit", "--input", str(scans), "--out", str(tmp_path / "three"), "--processes", "2",
+                    "--threads", "2", *options)
+    assert completed.returncode == 1 and "--processes or --threads" in completed.stderr
+
+
 def test_bad_input_is_one_line_and_exit_1(tiny_model, tmp_path):
     few = tmp_path / "few.npy"
     np.save(few, np.ones((10, 3)))

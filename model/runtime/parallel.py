@@ -102,6 +102,15 @@ def set_threads(count):
     _threads = int(count)
 
 
+def use_one_core():
+    """For the rest of this process: one worker and one BLAS thread, everywhere (not only inside
+    worker_map). For a worker process among others that share the cores (python -m imhead fit
+    --processes), where a second thread per process only contends with the other processes."""
+    set_threads(1)
+    if _FUNCTIONS is not None:
+        _FUNCTIONS[1](1)
+
+
 @contextmanager
 def worker_map():
     """Within: map(function, items) -> the results in the items' order, computed on threads() workers

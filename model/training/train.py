@@ -5,15 +5,21 @@
 A config file (JSON) has three sections: "model" (preset, ablation, field overrides), "data" (how many
 heads, samples per head, seed) and "train" (steps, batch, learning rates, loss weights). Checkpoints are
 written next to the output every `checkpoint_every` steps; running the same command again resumes.
+With --processes N the batch is split over N processes (torch.distributed, gloo, on the CPU).
 """
 import argparse
 import json
+import multiprocessing
+import os
 import sys
+import tempfile
 import time
+from multiprocessing.connection import wait
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from ..data.build_dataset import build_dataset, data_version, dataset_path
 from ..data.heads import KEYPOINTS_PATH
@@ -85,15 +91,20 @@ def sdf_and_gradient(net, points, codes, expression=None):
     return sdf, gradient
 
 
-def training_step(net, codes, data, rng, settings):
-    """All loss terms for one random batch; returns (total, {name: value})."""
+def training_step(net, codes, data, rng, settings, share=(0, 1)):
+    """All loss terms for one random batch; returns (total, {name: value}). share = (rank, ranks): every
+    rank draws the whole batch (the same random numbers as one process) and takes the loss terms over
+    its rows rank, rank + ranks, ... of it (all of it in one process)."""
     w = settings["loss_weights"]
     n_heads, device = data["surface"].shape[0], data["surface"].device
+    mine = slice(share[0], None, share[1])
     heads = torch.as_tensor(rng.choice(n_heads, size=settings["batch_heads"], replace=False), device=device)
-    rows = heads[:, None]
     surface_columns = columns(rng, len(heads), data["surface"].shape[1], settings["surface_points"], device)
     near_columns = columns(rng, len(heads), data["near"].shape[1], settings["near_points"], device)
     free_columns = columns(rng, len(heads), data["free"].shape[1], settings["free_points"], device)
+    heads, surface_columns, near_columns, free_columns = (
+        drawn[mine] for drawn in (heads, surface_columns, near_columns, free_columns))
+    rows = heads[:, None]
     surface, normals = data["surface"][rows, surface_columns], data["normals"][rows, surface_columns]
     near, near_sdf = data["near"][rows, near_columns], data["near_sdf"][rows, near_columns]
     free, free_sdf = data["free"][rows, free_columns], data["free_sdf"][rows, free_columns]
@@ -118,9 +129,10 @@ def training_step(net, codes, data, rng, settings):
         chosen = torch.as_tensor(rng.choice(n_expressed, size=min(settings["batch_expressions"], n_expressed),
                                             replace=False), device=device)
         count = settings["expression_points"]
-        exp_rows = chosen[:, None]
         surface_columns = columns(rng, len(chosen), data["exp_observed"].shape[1], count, device)
         near_columns = columns(rng, len(chosen), data["exp_near"].shape[1], count, device)
+        chosen, surface_columns, near_columns = (drawn[mine] for drawn in (chosen, surface_columns, near_columns))
+        exp_rows = chosen[:, None]
         observed = data["exp_observed"][exp_rows, surface_columns]
         canonical = data["exp_canonical"][exp_rows, surface_columns]
         exp_near, exp_near_sdf = data["exp_near"][exp_rows, near_columns], data["exp_near_sdf"][exp_rows, near_columns]
@@ -143,12 +155,16 @@ def learning_rate_factor(step, settings):
 
 
 @denormals_flushed()
-def train(config, out_path, progress=None, checkpoint_path=None):
+def train(config, out_path, progress=None, checkpoint_path=None, share=(0, 1)):
     """Train from a loaded config (see load_config) and write the model file to out_path.
 
     progress(step, steps, losses) is called after every step. Returns the training summary dict.
+    share = (rank, ranks): this process is one of `ranks` in a torch.distributed group (train_distributed);
+    rank 0 reports progress, writes the checkpoints and the model file and returns the summary, the
+    others return None.
     """
     settings, cfg = config["train"], model_config(config["model"])
+    rank, ranks = share
     if settings["threads"]:
         torch.set_num_threads(settings["threads"])
     torch.manual_seed(settings["seed"])
@@ -156,6 +172,7 @@ def train(config, out_path, progress=None, checkpoint_path=None):
     device = torch.device(settings["device"])
     data = on_device(load_dataset(config["data"]), device)
     n_heads = data["surface"].shape[0]
+    check_batch_splits(settings, data["exp_head"].shape[0], ranks)
 
     net = ImHeadNetwork(cfg, template_keypoints(data)).to(device)
     codes = torch.nn.Embedding(n_heads, cfg.code_dim).to(device)
@@ -181,25 +198,104 @@ def train(config, out_path, progress=None, checkpoint_path=None):
         for group, lr in zip(optimizer.param_groups, base_lrs):
             group["lr"] = lr * learning_rate_factor(step, settings)
         optimizer.zero_grad(set_to_none=True)
-        total, losses = training_step(net, codes, data, rng, settings)
+        total, losses = training_step(net, codes, data, rng, settings, share)
         total.backward()
+        if ranks > 1:
+            losses = average_over_ranks([*net.parameters(), *codes.parameters()], losses, ranks)
         optimizer.step()
         step += 1
-        if progress is not None:
+        if progress is not None and rank == 0:
             progress(step, settings["steps"], losses)
         if step % settings["checkpoint_every"] == 0 and step < settings["steps"]:
-            torch.save({"network": net.state_dict(), "codes": codes.state_dict(),
-                        "optimizer": optimizer.state_dict(), "step": step, "config": resumable_config(config),
-                        "data_version": data_version(), "elapsed": time.perf_counter() - started}, checkpoint_path)
+            if rank == 0:
+                save_atomically({"network": net.state_dict(), "codes": codes.state_dict(),
+                                 "optimizer": optimizer.state_dict(), "step": step,
+                                 "config": resumable_config(config), "data_version": data_version(),
+                                 "elapsed": time.perf_counter() - started}, checkpoint_path)
             rng = np.random.default_rng([settings["seed"], step])
             torch.manual_seed(settings["seed"] + step)
 
+    if rank != 0:
+        return None
     summary = {"steps": step, "seconds": round(time.perf_counter() - started, 1), "device": str(device),
                "threads": torch.get_num_threads(), "final_losses": losses, "heads": n_heads}
     summary["warp_stage"] = train_warp(net, codes.weight.detach(), data, settings)
     save_trained_model(out_path, net.cpu(), codes.weight.detach().cpu(), data, config, summary)
     checkpoint_path.unlink(missing_ok=True)
     return summary
+
+
+def save_atomically(state, path):
+    """torch.save to a file beside `path`, then renamed over it: a run killed while saving keeps the
+    checkpoint before."""
+    partial = path.with_name(path.name + ".partial")
+    torch.save(state, partial)
+    partial.replace(path)
+
+
+# --- training in several processes ----------------------------------------------------------------
+def check_batch_splits(settings, n_expressed, ranks):
+    """ImHeadError unless the heads and the expressions of a batch split evenly over `ranks`: each rank's
+    loss is the mean over its share, and only equal shares make the mean of those the whole batch's."""
+    expressions = min(settings["batch_expressions"], n_expressed) if settings["batch_expressions"] else 0
+    if settings["batch_heads"] % ranks or expressions % ranks:
+        raise ImHeadError(f"--processes {ranks} must divide the batch: batch_heads is {settings['batch_heads']}, "
+                          f"the expressions per batch {expressions}")
+
+
+def average_over_ranks(parameters, losses, ranks):
+    """Every parameter's gradient, and the loss terms, replaced by their mean over the ranks (each rank's
+    are its equal share's mean): the whole batch's, as one process has them, but for float rounding. A
+    parameter no term reached gets a zero gradient (the same set in every rank; Adam moves it by 0).
+    Returns the averaged loss terms."""
+    gradients = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
+    terms = torch.tensor(list(losses.values()), dtype=gradients[0].dtype, device=gradients[0].device)
+    flat = torch.cat([g.reshape(-1) for g in gradients] + [terms])
+    dist.all_reduce(flat)
+    flat /= ranks
+    *averaged, terms = flat.split([p.numel() for p in parameters] + [len(losses)])
+    for parameter, gradient in zip(parameters, averaged):
+        parameter.grad = gradient.view_as(parameter)
+    return dict(zip(losses, terms.tolist()))
+
+
+def train_distributed(config, out_path, ranks, checkpoint_path=None):
+    """train() in `ranks` spawned processes (torch.distributed, gloo), the batch split over them: the same
+    batches and the same effective batch as one process, gradients averaged over the ranks. Rank 0
+    prints the progress. Returns rank 0's summary; ImHeadError when a rank fails (the others are ended)."""
+    context = multiprocessing.get_context("spawn")
+    summaries = context.SimpleQueue()
+    with tempfile.TemporaryDirectory(prefix="imhead-train-") as folder:
+        rendezvous = f"file://{Path(folder) / 'rendezvous'}"
+        processes = [context.Process(target=train_rank, args=(rank, ranks, rendezvous, config, out_path,
+                                                              checkpoint_path, summaries)) for rank in range(ranks)]
+        for process in processes:
+            process.start()
+        try:
+            while any(process.exitcode is None for process in processes):
+                wait([process.sentinel for process in processes if process.exitcode is None])
+                failed = [rank for rank, process in enumerate(processes) if process.exitcode not in (None, 0)]
+                if failed:
+                    raise ImHeadError(f"training process {failed[0]} of {ranks} failed (exit code "
+                                      f"{processes[failed[0]].exitcode}); its error is above")
+        finally:
+            for process in processes:
+                process.terminate()
+                process.join()
+    return summaries.get()
+
+
+def train_rank(rank, ranks, rendezvous, config, out_path, checkpoint_path, summaries):
+    """One rank of train_distributed, in its own process: its share of the cores unless the config says."""
+    if not config["train"]["threads"]:
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // ranks))
+    dist.init_process_group("gloo", init_method=rendezvous, rank=rank, world_size=ranks)
+    try:
+        summary = train(config, out_path, progress_printer() if rank == 0 else None, checkpoint_path, (rank, ranks))
+    finally:
+        dist.destroy_process_group()
+    if rank == 0:
+        summaries.put(summary)
 
 
 # Settings that change where a run goes, not only how fast: a checkpoint resumes only the same ones.
@@ -283,10 +379,24 @@ def main(argv=None):
     parser.add_argument("--device", help="torch device to train on, e.g. cuda (default: the config's, cpu)")
     parser.add_argument("--checkpoint", help="where to keep the checkpoint (default: next to --out, "
                                              "<out>.checkpoint.pt); the same command with it resumes the run")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="split each batch over this many processes (torch.distributed, gloo; default 1); "
+                             "the same batches, so a checkpoint resumes with any count")
     args = parser.parse_args(argv)
     config = load_config(args.config)
     if args.device:
         config["train"]["device"] = args.device
+    if args.warp_only:
+        summary = warp_only(config, args.out, progress_printer())
+    elif args.processes > 1:
+        summary = train_distributed(config, args.out, args.processes, args.checkpoint)
+    else:
+        summary = train(config, args.out, progress=progress_printer(), checkpoint_path=args.checkpoint)
+    print(json.dumps(summary, indent=1))
+
+
+def progress_printer():
+    """progress(step, steps, losses) that prints a line about 200 times a run: time spent, ETA, losses."""
     start, first_step = time.perf_counter(), None
 
     def report(step, steps, losses):
@@ -299,12 +409,7 @@ def main(argv=None):
         eta = spent / (step - first_step) * (steps - step)
         shown = " ".join(f"{k}={v:.4g}" for k, v in losses.items())
         print(f"step {step}/{steps}  {spent:.0f}s  eta {eta:.0f}s  {shown}", flush=True)
-
-    if args.warp_only:
-        summary = warp_only(config, args.out, report)
-    else:
-        summary = train(config, args.out, progress=report, checkpoint_path=args.checkpoint)
-    print(json.dumps(summary, indent=1))
+    return report
 
 
 @denormals_flushed()

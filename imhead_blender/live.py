@@ -148,6 +148,10 @@ def register(settings):
     _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imhead-preview")
     for handlers, handler in _HANDLERS:
         handlers.append(handler)
+    # Enabled in a running Blender (not at startup, where load_post follows): a preview that disabling
+    # dropped is requested again, so no head keeps a mesh older than its edits.
+    if isinstance(bpy.data, bpy.types.BlendData):
+        _refresh_stale_meshes()
 
 
 def unregister():

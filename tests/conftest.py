@@ -4,6 +4,8 @@ bpy can be imported only once in a process, and it reads BLENDER_USER_RESOURCES 
 imported: the variable is set here, before any test module can import bpy. Extensions get
 installed into that folder exactly as a user's Blender installs them.
 """
+import glob
+import json
 import os
 import shutil
 import subprocess
@@ -93,3 +95,64 @@ def preferences(blender, installed_extension):
 def extension_dir(installed_extension):
     """Where Blender unpacked the extension."""
     return Path(_BLENDER_USER_DIR) / "extensions" / "user_default" / "imhead"
+
+
+def bpy_requirement():
+    """The bpy pin of requirements.txt, so that the development Blender is also tested stock."""
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        if line.startswith("bpy=="):
+            return line.strip()
+    raise AssertionError("requirements.txt pins no bpy")
+
+
+def python313():
+    """A Python 3.13 interpreter for the Blender 5.1+ virtualenv (pyenv's on the project's machines)."""
+    candidates = [os.environ.get("PYTHON313", ""), shutil.which("python3.13") or ""]
+    pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    candidates += sorted(glob.glob(os.path.join(pyenv_root, "versions", "3.13*", "bin", "python3.13")))
+    for candidate in candidates:
+        if candidate and subprocess.run([candidate, "-c", "import sys; assert sys.version_info[:2] == (3, 13)"],
+                                        capture_output=True).returncode == 0:
+            return candidate
+    raise AssertionError("the Blender 5.3 test needs Python 3.13: install one (pyenv install 3.13) or set PYTHON313")
+
+
+# The Blenders an artist may have, each as a bpy-only virtualenv: (Python, requirements). The 4.2 LTS
+# with the numpy 1.26.4 that Blender 4.2 ships, the development one, and the newest, whose Python is 3.13.
+STOCK_BLENDERS = {
+    "4.2": (lambda: sys.executable, ("bpy==4.2.23", "numpy==1.26.4")),
+    "5.0": (lambda: sys.executable, (bpy_requirement(),)),
+    "5.3": (python313, ("bpy==5.3.0",)),
+}
+
+
+def stock_python(version):
+    """Python of a virtualenv with only bpy installed for a STOCK_BLENDERS version (made once, kept in .cache/)."""
+    base_python, requirements = STOCK_BLENDERS[version]
+    venv = ROOT / ".cache" / f"stock-blender-{version}"
+    python = venv / "bin" / "python"
+    stamp = venv / "requirements.txt"
+    if not (python.exists() and stamp.is_file() and stamp.read_text() == "\n".join(requirements)):
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([base_python(), "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--quiet", *requirements], check=True)
+        stamp.write_text("\n".join(requirements))
+    return python
+
+
+def stock_env():
+    """The environment for a stock Blender's Python: none of this process's PYTHON* variables."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+
+
+def run_session(python, script, tmp_path, *args):
+    """Run `script` with a stock Blender's Python in a fresh user folder; (the dict it printed after
+    "RESULT ", its stderr). Asserts a clean exit: Blender 4.2 once crashed on exit (139) after the
+    add-on had been enabled."""
+    env = stock_env()
+    env["BLENDER_USER_RESOURCES"] = str(tmp_path / "blender-user")
+    completed = subprocess.run([str(python), "-I", "-c", script, *args],
+                               capture_output=True, text=True, env=env, timeout=600)
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    assert completed.returncode == 0 and lines, (completed.returncode, completed.stdout[-3000:] + completed.stderr[-3000:])
+    return json.loads(lines[-1].removeprefix("RESULT ")), completed.stderr

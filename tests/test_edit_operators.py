@@ -377,6 +377,17 @@ def test_previews_go_on_after_a_file_is_loaded_while_one_is_meshed(bpy, bridge, 
     assert bridge.mesh_is_current(loaded) and not live.pending()
 
 
+def test_an_edit_whose_preview_was_dropped_by_disabling_is_meshed_after_enabling(bpy, bridge, head, installed_extension):
+    start_preview_job(bpy, bridge.live, head)
+    bpy.ops.preferences.addon_disable(module=installed_extension)
+    bpy.ops.preferences.addon_enable(module=installed_extension)
+    bridge = sys.modules[f"{installed_extension}.imhead_blender"]
+    head = bpy.data.objects["imHead"]
+    assert tuple(head.imhead.region_sliders)[0] == 2.0  # the edit is kept...
+    bridge.live.finish_previews()
+    assert bridge.mesh_is_current(head) and not bridge.live.pending()  # ...and its mesh follows
+
+
 def test_disabling_mid_preview_drops_the_job_and_ends_the_worker(bpy, bridge, head, installed_extension):
     import threading
 

@@ -8,17 +8,13 @@ add-on needs nothing a stock Blender lacks, on every path (the test process itse
 packages, so it cannot see what the zip lacks), and that Blender exits cleanly afterwards. The command
 line's runtime verbs (python -m imhead) run there too. The virtualenvs are made once and kept in .cache/.
 """
-import glob
 import json
-import os
-import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import ADDON_MODULE, ROOT
+from conftest import ADDON_MODULE, ROOT, STOCK_BLENDERS, run_session, stock_env, stock_python
 from model.runtime.mesh_io import read_points
 
 SESSION = """
@@ -77,62 +73,15 @@ print("RESULT " + json.dumps(result))
 """
 
 
-def bpy_requirement():
-    """The bpy pin of requirements.txt, so that the development Blender is also tested stock."""
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
-        if line.startswith("bpy=="):
-            return line.strip()
-    raise AssertionError("requirements.txt pins no bpy")
-
-
-def python313():
-    """A Python 3.13 interpreter for the Blender 5.1+ virtualenv (pyenv's on the project's machines)."""
-    candidates = [os.environ.get("PYTHON313", ""), shutil.which("python3.13") or ""]
-    pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-    candidates += sorted(glob.glob(os.path.join(pyenv_root, "versions", "3.13*", "bin", "python3.13")))
-    for candidate in candidates:
-        if candidate and subprocess.run([candidate, "-c", "import sys; assert sys.version_info[:2] == (3, 13)"],
-                                        capture_output=True).returncode == 0:
-            return candidate
-    raise AssertionError("the Blender 5.3 test needs Python 3.13: install one (pyenv install 3.13) or set PYTHON313")
-
-
-# The Blenders an artist may have, each as a bpy-only virtualenv: (Python, requirements). The 4.2 LTS
-# with the numpy 1.26.4 that Blender 4.2 ships, the development one, and the newest, whose Python is 3.13.
-STOCK_BLENDERS = {
-    "4.2": (lambda: sys.executable, ("bpy==4.2.23", "numpy==1.26.4")),
-    "5.0": (lambda: sys.executable, (bpy_requirement(),)),
-    "5.3": (python313, ("bpy==5.3.0",)),
-}
-
-
 @pytest.fixture(scope="session", params=sorted(STOCK_BLENDERS), ids=lambda version: f"blender-{version}")
 def stock_blender_python(request):
-    """Python of a virtualenv with only bpy installed (made once, kept in .cache/)."""
-    base_python, requirements = STOCK_BLENDERS[request.param]
-    venv = ROOT / ".cache" / f"stock-blender-{request.param}"
-    python = venv / "bin" / "python"
-    stamp = venv / "requirements.txt"
-    if not (python.exists() and stamp.is_file() and stamp.read_text() == "\n".join(requirements)):
-        shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run([base_python(), "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--quiet", *requirements], check=True)
-        stamp.write_text("\n".join(requirements))
-    return request.param, python
+    """Python of a virtualenv with only bpy installed, for each stock Blender."""
+    return request.param, stock_python(request.param)
 
 
 def test_the_zip_generates_edits_bakes_and_fits_in_a_stock_blender(stock_blender_python, extension_zip, tmp_path):
     version, python = stock_blender_python
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
-    env["BLENDER_USER_RESOURCES"] = str(tmp_path / "blender-user")
-    completed = subprocess.run(
-        [str(python), "-I", "-c", SESSION, str(extension_zip), ADDON_MODULE],
-        capture_output=True, text=True, env=env, timeout=600,
-    )
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
-    # Exit code 0 too: Blender 4.2 crashed on exit (139) once the add-on had been enabled.
-    assert completed.returncode == 0 and lines, (completed.returncode, completed.stdout[-3000:] + completed.stderr[-3000:])
-    result = json.loads(lines[-1].removeprefix("RESULT "))
+    result, _ = run_session(python, SESSION, tmp_path, str(extension_zip), ADDON_MODULE)
 
     assert result["torch_before_install"] is None  # the stock Blender really has no torch
     assert result["python"] == ([3, 13] if version == "5.3" else [3, 11])
@@ -154,7 +103,7 @@ def test_the_runtime_verbs_run_without_torch(stock_blender_python, tiny_model, t
     libigl, no scipy): generate a head, edit its nose, give it a smile, bake its expressions, mesh it,
     then fit the generated head's vertices."""
     _, python = stock_blender_python
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    env = stock_env()
 
     def imhead(*args):
         completed = subprocess.run([str(python), "-m", "imhead", *args, "--model", str(tiny_model), "--quiet"],

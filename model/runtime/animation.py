@@ -69,8 +69,11 @@ def _track_from_columns(names, rows, expression_names, fps=None, source="file"):
 def read_face_capture_csv(path, expression_names):
     """An ExpressionTrack from a face-capture CSV (see the module docstring)."""
     path = Path(path)
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        table = list(csv.reader(f))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            table = list(csv.reader(f))
+    except (UnicodeDecodeError, csv.Error) as error:  # a binary file named .csv
+        raise ImHeadError(f"{path} is not a text CSV file ({error})") from error
     if len(table) < 2:
         raise ImHeadError(f"{path} has no frames")
     header, body = [h.strip() for h in table[0]], [row for row in table[1:] if any(cell.strip() for cell in row)]

@@ -222,9 +222,19 @@ def subsample(points, normals, n_points, rng):
     return points, normals
 
 
+# The least spread of a head scan across its thinnest direction, as a fraction of its widest.
+MIN_THICKNESS = 0.05
+
+
 def guess_unit(points):
-    """The unit in which the cloud has the size of a head; ImHeadError when it has none."""
-    rms_radius = float(np.sqrt(((points - points.mean(0)) ** 2).sum(1).mean()))
+    """The unit in which the cloud has the size of a head; ImHeadError when it has none, or is no solid's."""
+    centred = points - points.mean(0)
+    rms_radius = float(np.sqrt((centred ** 2).sum(1).mean()))
+    if not rms_radius > 0:  # all in one point (the log below would be -inf)
+        raise ImHeadError("the scan's points all lie in one place")
+    spread = np.sqrt(np.maximum(np.linalg.eigvalsh(centred.T @ centred), 0.0))  # ascending
+    if spread[0] < MIN_THICKNESS * spread[2]:  # even a face-only scan has depth: this is a line or a plane
+        raise ImHeadError("the scan's points lie on a line or a plane, not on a head")
     misfit = {name: abs(np.log(rms_radius * metres / HEAD_RMS_RADIUS_M)) for name, metres in UNITS.items()}
     unit = min(misfit, key=misfit.get)
     if misfit[unit] > np.log(SIZE_TOLERANCE):

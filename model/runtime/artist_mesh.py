@@ -55,6 +55,16 @@ MIN_SLOPE = 0.1
 CONVERGED = 0.02 * MM
 # Thin-plate spline's smoothing (model units squared): keeps the solve well conditioned.
 SPLINE_SMOOTHING = 1e-6
+# A quad is degenerate when its area is under MIN_AREA_SHARE of the template's (scaled to the head's
+# size) or a corner's angle is under MIN_ANGLE degrees (the template's smallest is 19.5): QuadSoundness.
+MIN_AREA_SHARE = 0.01
+MIN_ANGLE = 5.0
+# Rounds after the PROJECTIONS that move only the vertices farther than RESCUE_DISTANCE from the surface
+# (those the guard below held back) and their neighbours.
+RESCUES = 4
+RESCUE_DISTANCE = 0.1 * MM
+# A move that would flip or degenerate a quad is halved this many times, then not taken.
+STEP_HALVINGS = 3
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,66 @@ class _Neighbours:
         np.add.at(total, self.a, x[self.b])
         np.add.at(total, self.b, x[self.a])
         return total / self.degree - x
+
+
+def quad_geometry(vertices, quads):
+    """Per quad: the area vector (Q, 3) (half the cross product of the diagonals: the normal times the
+    area), the area (Q,) and the cosines (Q, 4) of its corner angles."""
+    corners = vertices[quads]
+    normal = 0.5 * np.cross(corners[:, 2] - corners[:, 0], corners[:, 3] - corners[:, 1])
+    sides = np.roll(corners, -1, axis=1) - corners  # side c runs from corner c to corner c + 1
+    lengths = np.sqrt(np.einsum("qcd,qcd->qc", sides, sides))
+    incoming = np.roll(sides, 1, axis=1)
+    cosine = -np.einsum("qcd,qcd->qc", incoming, sides) / np.maximum(lengths * np.roll(lengths, 1, axis=1), 1e-20)
+    return normal, np.sqrt(np.einsum("qd,qd->q", normal, normal)), cosine
+
+
+class QuadSoundness:
+    """Which quads of a mesh are flipped or degenerate, the one definition of both (the conforming keeps
+    every quad sound; bench and tests count them):
+    - flipped: the quad's normal (diagonals' cross product) not with its normal on `reference` (V, 3),
+      the placed template for a head (the template's outward orientation carried by the keypoint
+      placement, which folds no quad), or a mesh's start;
+    - degenerate: its area under MIN_AREA_SHARE of its area on the template scaled to the reference's
+      size (by the ratio of their total areas), or a corner's angle under MIN_ANGLE degrees."""
+
+    def __init__(self, reference, topology):
+        self.quads = topology.quads
+        self.reference_normal, reference_area, _ = quad_geometry(reference, self.quads)
+        self.reference_area = reference_area.sum()
+        _, template_area, _ = quad_geometry(topology.vertices, self.quads)
+        self.template_share = template_area / template_area.sum()
+        # Quads degenerate on the reference already: move() lets them be (it could not mend them).
+        self.kept_sound = ~self(reference)[1]
+
+    def __call__(self, vertices, which=slice(None)):
+        """(flipped, degenerate), each (Q,) bool (or for the quads `which`), of the quads of `vertices`
+        (V, 3)."""
+        normal, area, cosine = quad_geometry(vertices, self.quads[which])
+        flipped = np.einsum("qd,qd->q", normal, self.reference_normal[which]) <= 0
+        share = area / self.reference_area / self.template_share[which]
+        return flipped, (share < MIN_AREA_SHARE) | (cosine.max(1) > np.cos(np.radians(MIN_ANGLE)))
+
+    def move(self, vertices, step):
+        """vertices + step (both (V, 3)), where every vertex whose move would flip or degenerate a quad
+        moves half as far, STEP_HALVINGS times, then stays: a quad sound before is sound after."""
+        moved = vertices + step
+        flipped, degenerate = self(moved)
+        broken = np.flatnonzero(self.kept_sound & (flipped | degenerate))
+        halvings = np.zeros(len(vertices), np.int32)
+        while len(broken):
+            halvings[self.quads[broken]] += 1
+            cut = np.zeros(len(vertices), bool)
+            cut[self.quads[broken]] = True
+            scale = np.where(halvings[cut] > STEP_HALVINGS, 0.0, 0.5 ** halvings[cut]).astype(np.float32)
+            moved[cut] = vertices[cut] + scale[:, None] * step[cut]
+            # Look again at the quads of the cut vertices, but not at those none of whose vertices moves
+            # (they are as they were).
+            affected = np.flatnonzero(cut[self.quads].any(1) & self.kept_sound
+                                      & (halvings[self.quads] <= STEP_HALVINGS).any(1))
+            flipped, degenerate = self(moved, affected)
+            broken = affected[flipped | degenerate]
+        return moved
 
 
 def place_template(template, template_keypoints, keypoints):
@@ -199,6 +269,7 @@ def _settle(field, start, topology, pinned):
     along_axis = np.zeros(len(start), bool)
     along_axis[np.concatenate(rings[:NECK_RINGS])] = True
     neighbours = _Neighbours(topology.edges, len(start))
+    soundness = QuadSoundness(start, topology)
     offsets = neighbours.laplacian(start)  # the start's own proportions, kept by the relaxation
     free = (~pinned)[:, None].astype(np.float32)
     x = start.copy()
@@ -226,14 +297,25 @@ def _settle(field, start, topology, pinned):
         return x
     values[on] = field(x[on])
     aim(on, values[on])
-    for projection in range(PROJECTIONS + 1):
-        x -= np.clip(values / slope, -MAX_STEP, MAX_STEP)[:, None] * direction
-        if projection == PROJECTIONS:
+    moving = free  # what the relaxation moves; the rescue rounds narrow it
+    for projection in range(PROJECTIONS + RESCUES + 1):
+        x = soundness.move(x, -np.clip(values / slope, -MAX_STEP, MAX_STEP)[:, None] * direction)
+        if projection == PROJECTIONS + RESCUES:
             break
+        if projection == PROJECTIONS:
+            # The rescue: from here on only the vertices still off the surface (the guard held them back)
+            # and their neighbours move, and only they are evaluated.
+            far = np.zeros(len(x), bool)
+            far[on[np.abs(values[on]) > RESCUE_DISTANCE]] = True
+            far[neighbours.a[far[neighbours.b]]] = True
+            far[neighbours.b[far[neighbours.a]]] = True
+            on = on[far[on]]
+            moving = free * far[:, None]
+            values[:] = 0
         for _ in range(RELAX_SWEEPS):
             pull = neighbours.laplacian(x) - offsets
             pull -= np.einsum("ij,ij->i", pull, direction)[:, None] * direction
-            x += np.float32(RELAX_RATE) * free * pull
+            x = soundness.move(x, np.float32(RELAX_RATE) * moving * pull)
         before = values[on]
         values[on] = field(x[on])
         # Where the step did not halve the distance the direction has turned: aim those vertices again.

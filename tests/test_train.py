@@ -25,6 +25,15 @@ class Interrupted(Exception):
     pass
 
 
+def train_until_interrupted(config, out, at_step):
+    """train(config, out) stopped by its progress callback right after step at_step."""
+    def stop(step, steps, terms):
+        if step == at_step:
+            raise Interrupted
+    with pytest.raises(Interrupted):
+        train(config, out, progress=stop)
+
+
 def tiny_config(steps, checkpoint_every=1000):
     config = load_config(CONFIG)
     config["train"].update(steps=steps, checkpoint_every=checkpoint_every)
@@ -47,11 +56,7 @@ def test_loss_falls_and_the_result_is_a_closed_surface(tmp_path):
 def test_an_interrupted_run_resumes_to_the_same_model(tmp_path):
     train(tiny_config(20, checkpoint_every=10), tmp_path / "straight.npz")
 
-    def stop_at_15(step, steps, terms):
-        if step == 15:
-            raise Interrupted
-    with pytest.raises(Interrupted):
-        train(tiny_config(20, checkpoint_every=10), tmp_path / "resumed.npz", progress=stop_at_15)
+    train_until_interrupted(tiny_config(20, checkpoint_every=10), tmp_path / "resumed.npz", 15)
     assert (tmp_path / "resumed.checkpoint.pt").exists()
     train(tiny_config(20, checkpoint_every=10), tmp_path / "resumed.npz")
     assert not (tmp_path / "resumed.checkpoint.pt").exists()
@@ -79,12 +84,7 @@ def test_the_warp_stage_alone_reproduces_the_full_run(tmp_path):
 
 
 def test_a_checkpoint_resumes_only_its_own_config_and_data(tmp_path, monkeypatch):
-    def stop_at_10(step, steps, losses):
-        if step == 10:
-            raise Interrupted
-
-    with pytest.raises(Interrupted):
-        train(tiny_config(20, checkpoint_every=5), tmp_path / "m.npz", progress=stop_at_10)
+    train_until_interrupted(tiny_config(20, checkpoint_every=5), tmp_path / "m.npz", 10)
     other = tiny_config(20, checkpoint_every=5)
     other["train"]["lr_network"] *= 2
     with pytest.raises(ImHeadError, match=r"another config \(differs in train.lr_network\)"):
@@ -165,11 +165,7 @@ def test_two_processes_killed_resume_to_the_same_model(tmp_path, straight_runs):
 
 def test_a_checkpoint_of_one_process_resumes_in_two(tmp_path, straight_runs):
     """A run checkpointed by the single-process path (the long runs) goes on with --processes 2."""
-    def stop_at_12(step, steps, losses):
-        if step == 12:
-            raise Interrupted
-    with pytest.raises(Interrupted):
-        train(tiny_config(20, checkpoint_every=5), tmp_path / "m.npz", progress=stop_at_12)
+    train_until_interrupted(tiny_config(20, checkpoint_every=5), tmp_path / "m.npz", 12)
     train_module.train_distributed(tiny_config(20, checkpoint_every=5), tmp_path / "m.npz", 2)
     assert not (tmp_path / "m.checkpoint.pt").exists()
     assert largest_difference(weights(straight_runs[1]), weights(tmp_path / "m.npz")) < 0.05

@@ -26,12 +26,13 @@ DEFAULT_WEIGHTS = ROOT / "weights" / "imhead.npz"
 # The weights are learned from the ICT Face Model (MIT licence): its licence travels with them.
 WEIGHTS_LICENCE = ROOT / "weights" / "ICT-FACE-MODEL-LICENSE.txt"
 CACHE_DIR = ROOT / ".cache"
-# What travels besides the weights: the add-on's packages, only their Python modules, JSON data and the
-# artist topology (model/runtime/artist_topology/: an npz of arrays and the ICT licence, a .txt). An
-# allowlist, so that nothing else lying in the tree (a scan, a .blend, caches) travels. Of model/ only
-# what Blender runs travels (model/runtime/): building data, training and evaluation stay behind.
+# What travels besides the weights: the add-on's packages, only their Python modules and JSON data, and
+# the data folders taken whole (the artist topology: an npz of arrays and the ICT licence). An allowlist,
+# so that nothing else lying in the tree (a scan, a .blend, caches) travels. Of model/ only what Blender
+# runs travels (model/runtime/): building data, training and evaluation stay behind.
 ADDON_PATHS = ("__init__.py", "model/__init__.py", "model/runtime", "imhead_blender", "operators", "panels")
-ADDON_SUFFIXES = {".py", ".json", ".npz", ".txt"}
+ADDON_SUFFIXES = {".py", ".json"}
+ADDON_DATA = ("model/runtime/artist_topology",)
 
 
 class BuildError(Exception):
@@ -66,14 +67,15 @@ def validate(path):
 def addon_files(root=ROOT):
     """The add-on's files under ADDON_PATHS (files, or folders taken whole), relative to `root`,
     "/"-separated and sorted."""
-    files = []
-    for name in ADDON_PATHS:
+    files = set()
+    for name in (*ADDON_PATHS, *ADDON_DATA):
         path = root / name
         if not path.exists():
             raise BuildError(f"{path} is missing: build from a complete checkout of the add-on")
         candidates = [path] if path.is_file() else path.rglob("*")
-        files += [file.relative_to(root).as_posix() for file in candidates
-                  if file.is_file() and file.suffix in ADDON_SUFFIXES and "__pycache__" not in file.parts]
+        files |= {file.relative_to(root).as_posix() for file in candidates
+                  if file.is_file() and (name in ADDON_DATA or file.suffix in ADDON_SUFFIXES)
+                  and "__pycache__" not in file.parts}
     return sorted(files)
 
 

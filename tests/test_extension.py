@@ -27,6 +27,7 @@ def test_zip_is_valid_and_carries_only_the_add_on(extension_zip, tiny_model):
     assert "__init__.py" in names and "model/runtime/frame.py" in names and "imhead_blender/heads.py" in names
     # Of model/ only its __init__ and the runtime travel: no data building, training or evaluation.
     runtime = {path.relative_to(ROOT).as_posix() for path in (ROOT / "model" / "runtime").glob("*.py")}
+    runtime |= {f"model/runtime/artist_topology/{name}" for name in ("ict_skin.npz", "ICT-FACE-MODEL-LICENSE.txt")}
     assert {name for name in names if name.startswith("model/")} == {"model/__init__.py", *runtime}
     for excluded in ("tests/", "bench/", "scripts/", "docs/", "configs/", "data/", ".ci/", ".venv", ".cache/", "dist/",
                      "model/data/", "model/training/", "model/evaluation/", "model/README.md"):
@@ -42,11 +43,13 @@ def test_only_the_add_ons_modules_travel_whatever_else_lies_in_the_tree(tmp_path
                  "model/runtime/table.json", "imhead_blender/heads.py", "operators/__init__.py", "panels/__init__.py",
                  "model/training/network.py", "model/data/keypoints.json", "model/evaluation/metrics.py",
                  "model/README.md", "fit.obj", "scan.blend", "model/runtime/stray-scan.ply",
-                 "model/runtime/__pycache__/fit.cpython-311.pyc", "operators/notes.txt", "tests/test_x.py"):
+                 "model/runtime/__pycache__/fit.cpython-311.pyc", "operators/notes.txt", "tests/test_x.py",
+                 "model/runtime/artist_topology/ict_skin.npz", "model/runtime/stray-arrays.npz"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("")
     assert addon_files(tmp_path) == ["__init__.py", "imhead_blender/heads.py", "model/__init__.py",
-                                     "model/runtime/__init__.py", "model/runtime/fit.py", "model/runtime/table.json",
+                                     "model/runtime/__init__.py", "model/runtime/artist_topology/ict_skin.npz",
+                                     "model/runtime/fit.py", "model/runtime/table.json",
                                      "operators/__init__.py", "panels/__init__.py"]
     (tmp_path / "panels" / "__init__.py").unlink()
     (tmp_path / "panels").rmdir()

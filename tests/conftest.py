@@ -34,6 +34,22 @@ def build_extension(weights, output_dir):
     )
 
 
+def peak_rss_growth(setup, work):
+    """Bytes by which a fresh Python's peak resident set grows while `work` runs after `setup` (both
+    source code, run in the repository with tests/ importable). The resident set counts every buffer,
+    torch's and BLAS's too, which tracemalloc does not see. The peak is Linux's VmHWM, the child's own:
+    its ru_maxrss starts at this process's peak (Linux carries it over fork and exec). `setup` should
+    not peak above what it keeps, or that peak would hide part of the work's."""
+    peak = "int(next(line for line in open('/proc/self/status') if line.startswith('VmHWM')).split()[1])"
+    script = f"{setup}\nbefore = {peak}\n{work}\nprint('PEAK_KB', before, {peak})"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                               cwd=ROOT, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    before, after = map(int, completed.stdout.split("PEAK_KB")[-1].split())
+    return (after - before) * 1024
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """A real model file, trained for a few seconds on a few heads (configs/tiny.json)."""

@@ -1,4 +1,6 @@
-"""Expressions without Blender: inverting the warp per vertex, linear mixes, presets, animation files."""
+"""Expressions without Blender: inverting the warp per vertex, linear mixes, presets, animation files.
+The key tests run on the tiny model (warp made ten times as strong where it is near identity) and on the
+bundled model, whose warp moves points by millimetres (up to 25 mm for jawOpen)."""
 import json
 
 import numpy as np
@@ -28,10 +30,14 @@ def tiny(tiny_model):
     return HeadModel.load(tiny_model)
 
 
+def model_head(model):
+    identity = model.sample_identity(2, 1.0)
+    return model, identity, model.extract_mesh(identity, resolution=32).vertices
+
+
 @pytest.fixture(scope="module")
 def head(tiny):
-    identity = tiny.sample_identity(2, 1.0)
-    return identity, tiny.extract_mesh(identity, resolution=32).vertices
+    return model_head(tiny)[1:]
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +49,25 @@ def strong_warp(tiny_model):
     return model
 
 
-def test_inverse_warp_finds_where_each_vertex_goes(strong_warp, head):
-    identity, vertices = head
+@pytest.fixture(scope="module")
+def bundled():
+    from conftest import ROOT
+    return model_head(HeadModel.load(ROOT / "weights" / "imhead.npz"))
+
+
+@pytest.fixture
+def warped(request, tiny, head):
+    """(model, identity, neutral vertices) of the strong-warp tiny model or of the bundled model."""
+    if request.param == "bundled":
+        return request.getfixturevalue("bundled")
+    return (request.getfixturevalue("strong_warp") if request.param == "strong_warp" else tiny, *head)
+
+
+# The mean residual's bound: the tiny model's warp is smooth, the bundled one folds at the jaw (measured
+# 0.075 mm mean over blink, jawOpen and smile; its largest residual, 19 mm, lies in the fold).
+@pytest.mark.parametrize("warped, mean_residual_mm", [("strong_warp", 0.05), ("bundled", 0.1)], indirect=["warped"])
+def test_inverse_warp_finds_where_each_vertex_goes(warped, mean_residual_mm):
+    strong_warp, identity, vertices = warped
     weights = np.eye(len(strong_warp.expression_names), dtype=np.float32)[[10, 26, 45]]  # blink, jaw, smile
     solved = expressions.inverse_warp(strong_warp, identity, vertices, weights)
     assert solved.positions.shape == (3, len(vertices), 3)
@@ -59,11 +82,12 @@ def test_inverse_warp_finds_where_each_vertex_goes(strong_warp, head):
                                    atol=1e-6)
         assert np.mean(solved.residual[k, moved] <= expressions.TOLERANCE) > 0.9
     summary = solved.residual_summary_mm()
-    assert summary["mean"] < 0.05 and summary["max"] >= summary["mean"]
+    assert summary["mean"] < mean_residual_mm and summary["max"] >= summary["mean"]
 
 
-def test_vertices_left_in_place_are_where_the_expression_does_not_move_the_head(tiny, head):
-    identity, vertices = head
+@pytest.mark.parametrize("warped", ["tiny", "bundled"], indirect=True)
+def test_vertices_left_in_place_are_where_the_expression_does_not_move_the_head(warped):
+    tiny, identity, vertices = warped
     solved = expressions.inverse_warp(tiny, identity, vertices, np.eye(len(tiny.expression_names))[:4])
     kept = ~solved.solved
     np.testing.assert_array_equal(solved.positions[kept], np.broadcast_to(vertices, solved.positions.shape)[kept])
@@ -72,8 +96,9 @@ def test_vertices_left_in_place_are_where_the_expression_does_not_move_the_head(
     assert solved.residual_summary_mm()["kept_max"] < 1.0
 
 
-def test_a_linear_mix_of_one_key_is_that_key_and_mixes_are_measured(tiny, head):
-    identity, vertices = head
+@pytest.mark.parametrize("warped", ["tiny", "bundled"], indirect=True)
+def test_a_linear_mix_of_one_key_is_that_key_and_mixes_are_measured(warped):
+    tiny, identity, vertices = warped
     names = tiny.expression_names
     keys = expressions.inverse_warp(tiny, identity, vertices, np.eye(len(names)))
     one = np.zeros(len(names), np.float32)

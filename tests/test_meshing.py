@@ -1,11 +1,11 @@
 """Surface extraction: the coarse-to-fine mesh is the dense-grid mesh, closed, outward, and cheap."""
 import math
 import threading
-import tracemalloc
 
 import numpy as np
 import pytest
 
+from conftest import peak_rss_growth
 from model import HeadModel
 from model.runtime import parallel
 from model.runtime.head_model import HEAD_BOUNDS
@@ -266,15 +266,12 @@ def blas_thread_count():
 
 
 def test_peak_memory_at_256_is_far_below_two_gigabytes():
-    field = sphere((0.05, -0.02, 0.03), 0.6)
-    tracemalloc.start()
-    try:
-        mesh = extract_surface(field, 256, CUBE)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert is_closed(mesh)
-    assert peak < 0.5e9
+    growth = peak_rss_growth(
+        "from test_meshing import CUBE, sphere\n"
+        "from model.runtime.meshing import extract_surface, is_closed\n"
+        "field = sphere((0.05, -0.02, 0.03), 0.6)",
+        "assert is_closed(extract_surface(field, 256, CUBE))")
+    assert growth < 0.5e9
 
 
 def tetrahedron(offset):

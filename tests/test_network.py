@@ -256,26 +256,34 @@ def test_a_model_file_cannot_carry_pickled_objects(tiny_model, tmp_path):
     assert zipfile.is_zipfile(path)
 
 
+# The bundled model blends its 6 nearest parts; measured against the dense 39-part blend of the same
+# weights, on points within ~1 mm of a held-out head: 4.3 mm at most, 0.26 mm on average (5 parts: 4.0 / 0.31).
+SPARSE_VS_DENSE_MM = {"max": 5.0, "mean": 0.35}
+
+
 def test_bundled_model_sparse_evaluation_within_the_stated_tolerance():
-    """bench/bench_sdf.py: the compact model blends its 6 nearest parts, so 6 is exact and the default;
-    evaluating only 5 moves the field by at most 2.9 mm (0.06 mm on average) near the surface."""
+    """The nearest-parts blend (the model's 6, and 5) against the dense blend of all 39 parts, which
+    takes its own code path (no nearest-part selection, no fading of the next part)."""
+    from dataclasses import replace
     from pathlib import Path
     from model.data.build_dataset import test_identities
     from model.runtime.frame import model_to_mm
     from model.data.heads import HeadData
     from model.data.samples import sample_outer_surface, surface_points
 
-    model = HeadModel.load(Path(__file__).resolve().parents[1] / "weights" / "imhead.npz")
+    header, arrays = load_model_file(Path(__file__).resolve().parents[1] / "weights" / "imhead.npz")
+    assert header["config"].blend_parts == 6
+    dense = HeadModel(dict(header, config=replace(header["config"], blend_parts=39)), arrays)
     head = HeadData().head(test_identities(1)[0])
     rng = np.random.default_rng(0)
     points = surface_points(head.vertices, head.faces, *sample_outer_surface(head, 4000, rng))
     points = points + rng.normal(0, 0.01, points.shape).astype(np.float32)
-    identity = model.sample_identity(0, 1.0)
-    full = model.sdf(points, identity)
-    assert model.config.blend_parts == 6
-    assert np.array_equal(model.sdf(points, identity, n_parts=6), full)
-    difference = model_to_mm(np.abs(model.sdf(points, identity, n_parts=5) - full))
-    assert difference.max() < 3.5 and difference.mean() < 0.1
+    identity = dense.sample_identity(0, 1.0)
+    expected = dense.sdf(points, identity)
+    for n_parts in (6, 5):
+        difference = model_to_mm(np.abs(dense.sdf(points, identity, n_parts=n_parts) - expected))
+        assert difference.max() < SPARSE_VS_DENSE_MM["max"], n_parts
+        assert difference.mean() < SPARSE_VS_DENSE_MM["mean"], n_parts
 
 
 def test_denormals_are_flushed_within_the_scope_only_and_scopes_nest():

@@ -195,7 +195,8 @@ def checked_points(points, normals=None):
         raise ImHeadError("the scan has no points")
     if len(points) < MIN_POINTS:
         raise ImHeadError(f"the scan has only {len(points)} points; fitting needs at least {MIN_POINTS}")
-    bad = int(np.count_nonzero(~np.isfinite(points).all(axis=1)))
+    # The sum is finite when every coordinate is (or overflows): a clean scan makes no (N, 3) temporary.
+    bad = 0 if np.isfinite(points.sum()) else int(np.count_nonzero(~np.isfinite(points).all(axis=1)))
     if bad:
         raise ImHeadError(f"{bad} of the scan's {len(points)} points have NaN or infinite coordinates")
     if normals is not None:

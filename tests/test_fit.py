@@ -128,6 +128,12 @@ def test_a_known_placement_is_recovered(head_model, head):
     assert np.degrees(error) < 3.0
 
 
+# How far apart the numpy fit and its torch-autograd twin may land beyond twice the reference's own spread
+# (mm: the Chamfer distance of the fitted heads, and the difference of their residuals): a fraction of the
+# 1 mm residual, where a fit on wrong gradients lands millimetres away.
+FIT_AGREEMENT_MM = 0.25
+
+
 def test_the_numpy_fit_is_the_fit_on_torch_autograd(head_model, head):
     """The same fit with its gradients from torch autograd instead of the numpy backward pass: the
     runtime's fit lands on the reference's head (both optimizers take the same steps; only float32
@@ -151,10 +157,12 @@ def test_the_numpy_fit_is_the_fit_on_torch_autograd(head_model, head):
             nudged = fit(head_model, points * (1 + 1e-7), scan_normals, n_points=3000, steps=60, seed=2,
                          vjp=torch_vjp)
             spread = fit_chamfer_mm(head_model, reference, nudged)
-            assert fit_chamfer_mm(head_model, ours, reference) < 0.05 + 2 * spread
-            # and explains the scan at least as well (chaos may also land it on a slightly better fit)
+            assert fit_chamfer_mm(head_model, ours, reference) < FIT_AGREEMENT_MM + 2 * spread
+            # One nudge samples that spread once: in full-suite runs (whose earlier tests leave other BLAS
+            # and worker-thread settings) the two fits' residuals differed by 0.08 and 0.16 mm, while the
+            # nudged reference's residual moved by 0.01-0.02 mm. FIT_AGREEMENT_MM covers what one nudge misses.
             residual_spread = abs(reference.residual_mm - nudged.residual_mm)
-            assert ours.residual_mm < reference.residual_mm + 0.05 + 2 * residual_spread
+            assert ours.residual_mm == pytest.approx(reference.residual_mm, abs=FIT_AGREEMENT_MM + 2 * residual_spread)
     finally:
         torch.set_num_threads(threads)
 

@@ -74,6 +74,63 @@ class FitJob:
         return not self.thread.is_alive()
 
 
+class FitSession:
+    """A modal fit between Blender's events: the worker, its timer, the progress shown, and the head it
+    adds when the worker is done. handle() takes the event's type as the operator's modal() receives
+    it, so a test can send what a window would (background Blender has no event loop). What the
+    operator should report collects in `reports`."""
+
+    def __init__(self, context, model, points, normals, settings):
+        self.scan_name = context.active_object.name
+        self.model, self.settings = model, settings
+        self.reports = []
+        self.job = FitJob(model, points, normals, settings)
+        window_manager = context.window_manager
+        window_manager.progress_begin(0.0, 1.0)
+        self.timer = window_manager.event_timer_add(POLL_S, window=context.window)
+
+    def handle(self, context, event_type):
+        """One event -> the operator's modal() status."""
+        job = self.job
+        if event_type == 'ESC':
+            self.cancel(context)
+            self.reports.append(({'INFO'}, "Fitting cancelled"))
+            return {'CANCELLED'}
+        if event_type != 'TIMER':
+            return {'PASS_THROUGH'} if event_type in NAVIGATION_EVENTS else {'RUNNING_MODAL'}
+        if job.thread.is_alive():
+            context.window_manager.progress_update(job.fraction)
+            context.workspace.status_text_set(f"imHead: {job.message} ({100 * job.fraction:.0f}%) - Esc to cancel")
+            return {'RUNNING_MODAL'}
+        self._end(context)
+        scan = context.scene.objects.get(self.scan_name)
+        try:
+            if job.error is not None:
+                raise job.error
+            if scan is None:
+                raise imhead_blender.ImHeadError(f"the scan {self.scan_name} is no longer in the scene")
+            self.reports.append(add_head(context, scan, self.model, *job.outcome, self.settings))
+            return {'FINISHED'}
+        except Exception as error:
+            self.reports.append(failure_report(error))
+            return {'CANCELLED'}
+
+    def cancel(self, context):
+        """Stop the worker (Esc, or Blender ending the operator: a file is loaded, the window closes) and
+        take the timer, progress and status text away."""
+        self.job.cancel()
+        self._end(context)
+
+    def _end(self, context):
+        if self.timer is None:
+            return
+        window_manager = context.window_manager
+        window_manager.event_timer_remove(self.timer)
+        self.timer = None
+        window_manager.progress_end()
+        context.workspace.status_text_set(None)
+
+
 class IMHEAD_OT_fit_scan(_FitOptions, bpy.types.Operator):
     """Fit an imHead head to the active object, a scanned mesh or point cloud in any unit and placement:
     adds an editable head lying on the scan (the scan itself is not changed)"""
@@ -104,12 +161,6 @@ class IMHEAD_OT_fit_scan(_FitOptions, bpy.types.Operator):
         model = imhead_blender.load_model(addon_preferences(context).model_path)
         return model, points, normals, settings
 
-    def finish(self, context, scan, model, result, surface, resolution):
-        head = fitting.add_fitted_head(context, scan, model, result, surface, self.topology, resolution)
-        self.report({'INFO'}, f"Fitted {head.name} to {scan.name}: {result.within_5mm:.0%} of the scan within 5 mm, "
-                              f"mean distance {result.residual_mm:.2f} mm (scan unit {result.unit})")
-        return {'FINISHED'}
-
     def execute(self, context):
         window_manager = context.window_manager
         window_manager.progress_begin(0.0, 1.0)
@@ -117,9 +168,10 @@ class IMHEAD_OT_fit_scan(_FitOptions, bpy.types.Operator):
             model, points, normals, settings = self.prepare(context)
             result, surface = fitting.fit_surface(
                 model, points, normals, settings, lambda fraction, _message: window_manager.progress_update(fraction))
-            return self.finish(context, context.active_object, model, result, surface, settings["resolution"])
+            self.report(*add_head(context, context.active_object, model, result, surface, settings))
+            return {'FINISHED'}
         except Exception as error:
-            report_failure(self, error)
+            self.report(*failure_report(error))
             return {'CANCELLED'}
         finally:
             window_manager.progress_end()
@@ -128,64 +180,43 @@ class IMHEAD_OT_fit_scan(_FitOptions, bpy.types.Operator):
         if context.window is None:  # no window to run modally in (background Blender)
             return self.execute(context)
         try:
-            model, points, normals, settings = self.prepare(context)
+            self._session = FitSession(context, *self.prepare(context))
         except Exception as error:
-            report_failure(self, error)
+            self.report(*failure_report(error))
             return {'CANCELLED'}
-        self._scan_name = context.active_object.name
-        self._model, self._resolution = model, settings["resolution"]
-        self._job = FitJob(model, points, normals, settings)
-        window_manager = context.window_manager
-        window_manager.progress_begin(0.0, 1.0)
-        self._timer = window_manager.event_timer_add(POLL_S, window=context.window)
-        window_manager.modal_handler_add(self)
+        context.window_manager.modal_handler_add(self)
         return {'RUNNING_MODAL'}
 
     def modal(self, context, event):
-        job = self._job
-        if event.type == 'ESC':
-            job.cancel()
-            self._end(context)
-            self.report({'INFO'}, "Fitting cancelled")
-            return {'CANCELLED'}
-        if event.type != 'TIMER':
-            return {'PASS_THROUGH'} if event.type in NAVIGATION_EVENTS else {'RUNNING_MODAL'}
-        if job.thread.is_alive():
-            context.window_manager.progress_update(job.fraction)
-            context.workspace.status_text_set(f"imHead: {job.message} ({100 * job.fraction:.0f}%) - Esc to cancel")
-            return {'RUNNING_MODAL'}
-        self._end(context)
-        scan = context.scene.objects.get(self._scan_name)
-        try:
-            if job.error is not None:
-                raise job.error
-            if scan is None:
-                raise imhead_blender.ImHeadError(f"the scan {self._scan_name} is no longer in the scene")
-            return self.finish(context, scan, self._model, *job.outcome, self._resolution)
-        except Exception as error:
-            report_failure(self, error)
-            return {'CANCELLED'}
+        status = self._session.handle(context, event.type)
+        self._forward_reports()
+        return status
 
     def cancel(self, context):
-        """Blender ends the operator (a file is loaded, the window closes): stop the worker, clean up."""
-        self._job.cancel()
-        self._end(context)
+        """Blender ends the operator (a file is loaded, the window closes)."""
+        self._session.cancel(context)
 
-    def _end(self, context):
-        window_manager = context.window_manager
-        window_manager.event_timer_remove(self._timer)
-        window_manager.progress_end()
-        context.workspace.status_text_set(None)
+    def _forward_reports(self):
+        for report in self._session.reports:
+            self.report(*report)
+        self._session.reports.clear()
 
 
-def report_failure(operator, error):
-    """One error report for a failed fit: the reason for what the add-on checks (ImHeadError), the
-    kind and message of anything else (its traceback goes to the console, for a bug report)."""
+def add_head(context, scan, model, result, surface, settings):
+    """The fitted head into the scene beside `scan` -> the report saying how well it fits."""
+    head = fitting.add_fitted_head(context, scan, model, result, surface, settings["topology"],
+                                   settings["resolution"])
+    return ({'INFO'}, f"Fitted {head.name} to {scan.name}: {result.within_5mm:.0%} of the scan within 5 mm, "
+                      f"mean distance {result.residual_mm:.2f} mm (scan unit {result.unit})")
+
+
+def failure_report(error):
+    """The one report of a failed fit: the reason for what the add-on checks (ImHeadError), the kind
+    and message of anything else (its traceback goes to the console, for a bug report)."""
     if isinstance(error, imhead_blender.ImHeadError):
-        operator.report({'ERROR'}, str(error))
-        return
+        return {'ERROR'}, str(error)
     traceback.print_exception(error)
-    operator.report({'ERROR'}, f"Fit to Scan failed: {type(error).__name__}: {error}")
+    return {'ERROR'}, f"Fit to Scan failed: {type(error).__name__}: {error}"
 
 
 classes = (ImHeadFitSettings, IMHEAD_OT_fit_scan)

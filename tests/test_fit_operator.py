@@ -1,6 +1,7 @@
 """Fitting a head to a scan through the installed extension's operator, in a real (module) Blender."""
 import math
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -95,16 +96,70 @@ def test_undo_removes_the_fitted_head(bpy):
     assert scene_state(bpy) == before  # the scan is back as it was; the fitted head is gone
 
 
-def test_a_cancelled_worker_stops_and_hands_back_nothing(bpy, installed_extension):
-    """What Esc does in the modal operator (background Blender has no window to run it in)."""
+def start_modal_fit(bpy, installed_extension, quality="fast"):
+    """A scan and the modal fit's session on it, as the operator's invoke() starts it in a window
+    (background Blender's operators get no window, but bpy.context has one: its timers and status
+    text work; its events are sent by the test)."""
     fit_operators = sys.modules[f"{installed_extension}.operators.fit"]
     bridge = sys.modules[f"{installed_extension}.imhead_blender"]
     scan = make_scan(bpy)
-    points = world_vertices(scan).astype(np.float64)
-    settings = {"neutral": False, "quality": "best", "steps": 0, "n_points": 2000, "resolution": RESOLUTION}
-    job = fit_operators.FitJob(bridge.load_model(), points, None, settings)
-    assert job.cancel()  # waits for the worker: it stops at its next progress report
-    assert not job.thread.is_alive() and job.outcome is None and job.error is None
+    settings = {"neutral": False, "quality": quality, "steps": FAST["steps"] if quality == "fast" else 0,
+                "n_points": FAST["n_points"], "topology": bridge.IMPLICIT, "resolution": RESOLUTION}
+    before = scene_state(bpy)
+    session = fit_operators.FitSession(bpy.context, bridge.load_model(), world_vertices(scan).astype(np.float64),
+                                       None, settings)
+    return session, before
+
+
+def test_the_modal_fit_adds_the_head_when_its_worker_is_done_and_lets_only_navigation_through(
+        bpy, installed_extension):
+    session, _ = start_modal_fit(bpy, installed_extension)
+    assert session.handle(bpy.context, 'MIDDLEMOUSE') == {'PASS_THROUGH'}  # looking around
+    assert session.handle(bpy.context, 'X') == {'RUNNING_MODAL'}            # deleting is held back
+    deadline = time.monotonic() + 300
+    while (status := session.handle(bpy.context, 'TIMER')) == {'RUNNING_MODAL'}:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert status == {'FINISHED'}, session.reports
+    assert session.timer is None and not session.job.thread.is_alive()
+    head = bpy.context.active_object
+    assert head.imhead.fitted_to == "Scan" and head.name in bpy.context.scene.objects
+    [(level, message)] = session.reports
+    assert level == {'INFO'} and message.startswith(f"Fitted {head.name} to Scan")
+
+
+def test_esc_mid_fit_stops_the_worker_and_leaves_the_scene_as_it_was(bpy, installed_extension):
+    session, before = start_modal_fit(bpy, installed_extension, quality="best")
+    assert session.handle(bpy.context, 'TIMER') == {'RUNNING_MODAL'}
+    assert session.handle(bpy.context, 'ESC') == {'CANCELLED'}
+    assert not session.job.thread.is_alive() and session.job.outcome is None and session.timer is None
+    assert session.reports == [({'INFO'}, "Fitting cancelled")]
+    assert scene_state(bpy) == before
+    time.sleep(0.3)
+    assert session.handle(bpy.context, 'TIMER') == {'CANCELLED'} and scene_state(bpy) == before  # a late event
+
+
+def test_a_file_loaded_mid_fit_ends_the_fit_and_the_add_on_fits_again(bpy, installed_extension, tmp_path):
+    session, _ = start_modal_fit(bpy, installed_extension, quality="best")
+    saved = tmp_path / "scene.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(saved), copy=True)
+    assert session.handle(bpy.context, 'TIMER') == {'RUNNING_MODAL'}
+    session.cancel(bpy.context)  # what Blender calls on a running modal operator when a file is loaded
+    assert not session.job.thread.is_alive() and session.timer is None
+    bpy.ops.wm.open_mainfile(filepath=str(saved))
+    assert bpy.data.objects.keys() == ["Scan"]  # the file as it was saved: no half-made head
+    bpy.context.view_layer.objects.active = bpy.data.objects["Scan"]
+    assert bpy.ops.imhead.fit_scan('EXEC_DEFAULT', **FAST) == {'FINISHED'}
+
+
+def test_a_scan_deleted_mid_fit_is_reported_and_no_head_is_added(bpy, installed_extension):
+    session, _ = start_modal_fit(bpy, installed_extension)
+    bpy.data.objects.remove(bpy.data.objects["Scan"])
+    left = scene_state(bpy)
+    session.job.thread.join(300)
+    assert session.handle(bpy.context, 'TIMER') == {'CANCELLED'}
+    assert session.reports == [({'ERROR'}, "the scan Scan is no longer in the scene")]
+    assert scene_state(bpy) == left
 
 
 def test_a_neutral_fit_has_no_expression_key(bpy):

@@ -429,6 +429,14 @@ def vertex_normals(vertices, faces):
 
 def connected_components(mesh):
     """The number of pieces: sets of faces connected through shared vertices."""
+    used = np.zeros(len(mesh.vertices), dtype=bool)
+    used[mesh.faces] = True
+    labels = piece_labels(mesh)
+    return int(np.count_nonzero(used & (labels == np.arange(len(labels)))))
+
+
+def piece_labels(mesh):
+    """Each vertex's piece, as the smallest vertex index of it (a vertex of no face is a piece of its own)."""
     # Union-find in whole-array steps. Every vertex points at a smaller one of its piece or at itself
     # (a root). Each round hooks the larger root of every face edge whose ends have different roots onto
     # the smaller (where several edges hook one root, any of them will do), then lets every vertex
@@ -450,9 +458,7 @@ def connected_components(mesh):
             if np.array_equal(grandparent, parent):
                 break
             parent = grandparent
-    used = np.zeros(len(mesh.vertices), dtype=bool)
-    used[mesh.faces] = True
-    return int(np.count_nonzero(used & (parent == np.arange(len(parent)))))
+    return parent
 
 
 def _edge_keys(faces):

@@ -163,6 +163,8 @@ def main(argv=None):
                         "one); fine-tune this model on the data set")
     parser.add_argument("--unit", choices=sorted(fitting.UNITS), help="the scans' unit (default: guessed per scan)")
     parser.add_argument("--quality", choices=sorted(fitting.QUALITY_STEPS), default="best", help="the fit's")
+    parser.add_argument("--steps", type=int, help="the fit's refinement steps (overrides --quality)")
+    parser.add_argument("--points", type=int, default=10000, help="surface samples the fit uses")
     parser.add_argument("--surface", type=int, default=16384)
     parser.add_argument("--near", type=int, default=16384)
     parser.add_argument("--free", type=int, default=4096)
@@ -172,7 +174,7 @@ def main(argv=None):
     bar = progress_bar(label="Building")
     summary = build_scan_dataset(args.scans, args.out, HeadModel.load(args.model), n_surface=args.surface,
                                  n_near=args.near, n_free=args.free, seed=args.seed, unit=args.unit,
-                                 quality=args.quality, progress=bar)
+                                 quality=args.quality, steps=args.steps, n_points=args.points, progress=bar)
     for row in summary["scans"]:
         print(f"{row['scan']}: unit {row['unit']}, residual {row['residual_mm']:.3f} mm, scale {row['fit_scale']}"
               if row["fitted"] else f"{row['scan']}: left out: {row['error']}")

@@ -111,16 +111,27 @@ def scan_samples(model, path, n_surface, n_near, n_free, rng, *, unit=None, step
     surface = (points @ transform[:3, :3].T + transform[:3, 3]).astype(np.float32)
     near = near_points(surface[n_surface:], rng)
     free = free_points(n_free, rng)
+    # The synthetic heads' signed distance: libigl's, signed by the fast winding number (samples.py).
     sdf = _signed_distance_to(np.concatenate([near, free]).astype(np.float64), in_model, faces).astype(np.float32)
     return {"surface": surface[:n_surface], "normals": (normals[:n_surface] @ rotation.T).astype(np.float32),
             "near": near, "near_sdf": sdf[:n_near], "free": free, "free_sdf": sdf[n_near:],
             "keypoints": (model.keypoints(result.identity) / fit_scale).astype(np.float32),
-            "codes": result.identity.astype(np.float32), "to_model": transform, "fit_scale": np.float32(fit_scale),
-            "residual_mm": np.float32(result.residual_mm), "units": result.unit}
+            "codes": result.identity.astype(np.float32), "to_model": transform,
+            "fit_scale": np.float32(fit_scale), "residual_mm": np.float32(result.residual_mm), "units": result.unit,
+            "scan_names": Path(path).name}
+
+
+def no_expressions(model, n_surface, n_near):
+    """The data set's expression arrays, empty: what the trainer reads when a data set has none."""
+    return {"exp_head": np.zeros(0, np.int32), "exp_weights": np.zeros((0, len(model.expression_names)), np.float32),
+            "exp_canonical": np.zeros((0, n_surface, 3), np.float32),
+            "exp_observed": np.zeros((0, n_surface, 3), np.float32),
+            "exp_near": np.zeros((0, n_near, 3), np.float32), "exp_near_sdf": np.zeros((0, n_near), np.float32),
+            "expression_names": np.array(model.expression_names)}
 
 
 def build_scan_dataset(folder, out, model, *, n_surface=16384, n_near=16384, n_free=4096, seed=0, unit=None,
-                       steps=None, quality="fast", n_points=10000, progress=None):
+                       steps=None, quality="best", n_points=10000, progress=None):
     """Fits and samples every mesh in `folder` (MESH_SUFFIXES) and writes the data set to `out` (npz).
     Returns the summary: a row per scan (fitted or the error why not). ImHeadError when no scan is fitted.
     progress(fraction, message)."""
@@ -133,24 +144,23 @@ def build_scan_dataset(folder, out, model, *, n_surface=16384, n_near=16384, n_f
         # Each scan's samples come from its own stream: adding a scan leaves the others' as they were.
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
         try:
-            row = scan_samples(model, scan, n_surface, n_near, n_free, rng, unit=unit, steps=steps, quality=quality,
-                               n_points=n_points, seed=seed, progress=lambda fraction, message, index=index:
+            row = scan_samples(model, scan, n_surface, n_near, n_free, rng, unit=unit, steps=steps,
+                               quality=quality, n_points=n_points, seed=seed,
+                               progress=lambda fraction, message, index=index, scan=scan:
                                report((index + fraction) / len(scans), f"{scan.name}: {message}"))
         except ImHeadError as error:
             rows.append({"scan": scan.name, "fitted": False, "error": str(error)})
             continue
-        samples.append({**row, "scan_names": scan.name})
+        samples.append(row)
         rows.append({"scan": scan.name, "fitted": True, "unit": row["units"],
-                     "residual_mm": round(float(row["residual_mm"]), 3), "fit_scale": round(float(row["fit_scale"]), 4)})
+                     "residual_mm": round(float(row["residual_mm"]), 3),
+                     "fit_scale": round(float(row["fit_scale"]), 4)})
     if not samples:
-        raise ImHeadError(f"{folder}: no scan could be fitted: " + "; ".join(f"{r['scan']}: {r['error']}" for r in rows))
-    data = {key: np.stack([s[key] for s in samples]) for key in samples[0]}
-    data.update({"exp_head": np.zeros(0, np.int32), "exp_weights": np.zeros((0, len(model.expression_names)), np.float32),
-                 "exp_canonical": np.zeros((0, n_surface, 3), np.float32),
-                 "exp_observed": np.zeros((0, n_surface, 3), np.float32),
-                 "exp_near": np.zeros((0, n_near, 3), np.float32), "exp_near_sdf": np.zeros((0, n_near), np.float32),
-                 "expression_names": np.array(model.expression_names), "keypoint_names": np.array(model.keypoint_names),
-                 "seed": np.int64(seed), "model_hash": np.array(model.hash)})
+        raise ImHeadError(f"{folder}: no scan could be fitted: "
+                          + "; ".join(f"{row['scan']}: {row['error']}" for row in rows))
+    data = {key: np.stack([row[key] for row in samples]) for key in samples[0]}
+    data.update(no_expressions(model, n_surface, n_near), keypoint_names=np.array(model.keypoint_names),
+                seed=np.int64(seed), model_hash=np.array(model.hash))
     np.savez(out, **data)
     return {"scans": rows, "fitted": len(samples), "failed": len(rows) - len(samples)}
 

@@ -1,9 +1,9 @@
 """How close the scan data set's keypoints (the fitted model's) come to the true ones: held-out ICT heads
 exported as a user's scans (OBJ, millimetres, Y up, a 30 mm hole in the crown, the neck left open), built
-by `python -m imhead build-scan-data` at its defaults (quality best, 10,000 points), as in
-tests/test_own_scans.py.
+by `python -m imhead build-scan-data` (10,000 points), as in tests/test_own_scans.py.
 
-    python bench/bench_own_scans.py --heads 4            # weights/imhead.npz
+    python bench/bench_own_scans.py --heads 4                    # weights/imhead.npz, quality best
+    python bench/bench_own_scans.py --heads 4 --quality fast     # 150 steps: about 1.5 min a head on 2 cores
 
 Prints each scan's fit (unit, residual, the fit's own scale, taken out of the data set's frame) and the
 keypoints' mean, median and largest distance to the true keypoint vertices (mm), then over all scans.
@@ -31,6 +31,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(ROOT / "weights" / "imhead.npz"))
     parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--quality", choices=("fast", "best"), default="best", help="the fit's")
     args = parser.parse_args()
     data = HeadData()
     heads = [data.head(weights) for weights in test_identities(args.heads)]
@@ -46,7 +47,7 @@ def main():
             trimesh.Trimesh(vertices, head.faces[~deleted], process=False).export(scans / f"head{index}.obj")
         out = Path(folder) / "scans.npz"
         subprocess.run([sys.executable, "-m", "imhead", "build-scan-data", "--scans", str(scans), "--out", str(out),
-                        "--model", args.model], check=True, cwd=ROOT, stderr=subprocess.DEVNULL)
+                        "--model", args.model, "--quality", args.quality], check=True, cwd=ROOT, stderr=subprocess.DEVNULL)
         with np.load(out) as built:
             built = {key: built[key] for key in built.files}
     errors = []
@@ -59,7 +60,7 @@ def main():
         print(f"{built['scan_names'][row]}: keypoints {error.mean():.2f} mm mean, {np.median(error):.2f} median, "
               f"{error.max():.2f} largest ({data.keypoint_names[error.argmax()]})")
     errors = np.concatenate(errors)
-    print(f"{args.heads} scans: keypoints {errors.mean():.2f} mm mean, {np.median(errors):.2f} median, "
+    print(f"{args.heads} scans, quality {args.quality}: keypoints {errors.mean():.2f} mm mean, {np.median(errors):.2f} median, "
           f"{errors.max():.2f} largest")
 
 

@@ -42,7 +42,6 @@ from ..runtime.frame import MODEL_UNIT_M, MM
 from ..runtime.progress import progress_bar
 
 MESH_SUFFIXES = (".obj", ".ply", ".glb", ".gltf")
-BUNDLED_MODEL = Path(__file__).resolve().parents[2] / "weights" / "imhead.npz"
 # How far either side of a surface sample the winding number is read to orient its normal: small against
 # a head's thinnest parts (an ear, about 5 mm), large against float rounding.
 ORIENT_STEP = 0.5 * MM
@@ -169,8 +168,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Build a training data set from a folder of head meshes.")
     parser.add_argument("--scans", required=True, help=f"a folder of head meshes ({', '.join(MESH_SUFFIXES)})")
     parser.add_argument("--out", required=True, help="the data set to write (.npz)")
-    parser.add_argument("--model", default=str(BUNDLED_MODEL), help="the model that fits them (default: the bundled "
-                        "one); fine-tune this model on the data set")
+    parser.add_argument("--model", default="weights/imhead.npz", help="the model that fits them (default: the "
+                        "bundled one); fine-tune this model on the data set")
     parser.add_argument("--unit", choices=sorted(fitting.UNITS), help="the scans' unit (default: guessed per scan)")
     parser.add_argument("--quality", choices=sorted(fitting.QUALITY_STEPS), default="best", help="the fit's")
     parser.add_argument("--steps", type=int, help="the fit's refinement steps (overrides --quality)")

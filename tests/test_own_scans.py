@@ -15,6 +15,9 @@ from model.data.heads import HeadData
 from model.data.samples import signed_distance
 from model.runtime import HeadModel
 from model.runtime.frame import MM, MODEL_UNIT_M, model_to_file
+from model.runtime.mesh_io import write_mesh
+from model.runtime.meshing import SurfaceMesh
+from model.training.scan_data import MESH_SUFFIXES, oriented_surface_samples, outward_faces, read_mesh
 
 BUNDLED = ROOT / "weights" / "imhead.npz"
 SCANS = 2
@@ -132,3 +135,21 @@ def test_a_data_set_fitted_with_another_model_is_refused(scan_dataset, tmp_path,
     assert main(["train", "--config", str(ROOT / "configs" / "finetune.json"), "--init", str(BUNDLED),
                  "--data", str(tmp_path / "other.npz"), "--out", str(tmp_path / "m.npz")]) == 1
     assert "fitted with the model 0000000000000000" in capsys.readouterr().err
+
+
+def test_every_mesh_format_reads_the_same_triangles_and_any_winding_gives_outward_normals(heads, tmp_path):
+    _, closed = heads
+    head = closed[0]
+    faces = head.faces[~deleted_faces(head)]
+    scan = SurfaceMesh(to_scan(head.vertices).astype(np.float32), faces, np.zeros((len(head.vertices), 3), np.float32))
+    for suffix in MESH_SUFFIXES:
+        write_mesh(tmp_path / f"scan{suffix}", scan)
+        vertices, read_faces = read_mesh(tmp_path / f"scan{suffix}")
+        assert np.allclose(vertices[read_faces], scan.vertices[faces], atol=1e-3)  # mm, written as float32 text or binary
+    # Half the faces wound inward: the normals still point out of the closed head.
+    mixed = faces.copy()
+    mixed[::2] = mixed[::2, ::-1]
+    vertices = head.vertices.astype(np.float64)
+    points, normals = oriented_surface_samples(vertices, outward_faces(vertices, mixed), 4000, np.random.default_rng(0))
+    outward = signed_distance(head, points + 0.5 * MM * normals) > signed_distance(head, points)
+    assert outward.mean() > 0.99

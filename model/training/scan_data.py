@@ -12,10 +12,10 @@ Each scan is fitted by the runtime fit (model/runtime/fit.py) with the model it 
 area-uniform samples of its surface and their normals. The fit's similarity transform without its scale
 (the rotation, the translation and the unit: the head keeps its real size) takes the scan into the model
 frame. There it is sampled like the synthetic heads (model/data/samples.py): surface points and normals,
-near points, free points, their signed distance. Scans have holes, so the sign of the distance, which
-side is inside (the normals' orientation) and which surface samples are hidden inside another part of
-the scan (an eyeball behind the skin) all come from the generalized winding number (libigl's fast
-winding number), which closes the holes smoothly. The keypoints are the landmark network's on the fitted
+near points, free points, their signed distance. Scans have holes, so the sign of the distance and
+which surface samples are hidden inside another part of the scan (the back of an eyeball) come from the
+generalized winding number (libigl's fast winding number), which closes the holes smoothly; it needs
+outward faces, so each patch of the scan is first wound consistently and turned outward (outward_faces). The keypoints are the landmark network's on the fitted
 code, scaled like the head. A scan the fit does not explain (FitResult.require_explained) is left out
 and reported.
 
@@ -42,13 +42,12 @@ from ..runtime.frame import MODEL_UNIT_M, MM
 from ..runtime.progress import progress_bar
 
 MESH_SUFFIXES = (".obj", ".ply", ".glb", ".gltf")
-# How far either side of a surface sample the winding number is read to orient its normal: small against
-# a head's thinnest parts (an ear, about 5 mm), large against float rounding.
-ORIENT_STEP = 0.5 * MM
-# Points whose winding number is below this are outside the scan. A surface sample is hidden (an eyeball
-# behind the skin) when it is inside the scan on both sides, ORIENT_STEP ahead and behind. (The winding
-# number on the sample itself says nothing: on its own sheet libigl's comes out 0 or 1, not 1/2.)
+# Points whose winding number is below this are outside the scan. A surface sample is hidden (the back of
+# an eyeball, the skin behind it) when it is inside the scan on both sides, HIDDEN_STEP ahead and behind.
+# (The winding number on the sample itself says nothing: on its own sheet libigl's comes out 0 or 1.)
 OUTSIDE_WINDING = 0.5
+# Small against a head's thinnest parts (an ear, about 5 mm), large against float rounding.
+HIDDEN_STEP = 0.5 * MM
 
 
 def read_mesh(path):
@@ -62,9 +61,23 @@ def read_mesh(path):
     return np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64)
 
 
+def outward_faces(vertices, faces):
+    """The faces wound outward, whatever their winding in the file: each connected patch wound
+    consistently (libigl's bfs_orient), then turned over where it encloses a negative volume. The
+    winding number, and so every sign of the data set, is only right for outward faces."""
+    faces, patch = igl.bfs_orient(faces)
+    corners = vertices[faces]
+    # The signed volume of the cone from the centroid over each face: its sum is the enclosed volume,
+    # close to it for a patch with holes.
+    cone = np.einsum("ij,ij->i", corners[:, 0] - vertices.mean(0), np.cross(corners[:, 1] - corners[:, 0],
+                                                                             corners[:, 2] - corners[:, 0]))
+    inward = np.bincount(patch, cone) < 0
+    return np.where(inward[patch][:, None], faces[:, ::-1], faces)
+
+
 def oriented_surface_samples(vertices, faces, n, rng):
-    """n area-uniform points (n, 3) on the mesh's outer surface and their outward unit normals (n, 3),
-    oriented and kept by the winding number (see the module docstring)."""
+    """n area-uniform points (n, 3) on the outer surface of a mesh of outward faces (outward_faces) and
+    their unit normals (n, 3); samples hidden inside the scan are left out (OUTSIDE_WINDING)."""
     corners = vertices[faces]
     areas = 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
     kept_points, kept_normals, n_kept = [], [], 0
@@ -77,8 +90,7 @@ def oriented_surface_samples(vertices, faces, n, rng):
         normals = np.cross(corners[face, 1] - corners[face, 0], corners[face, 2] - corners[face, 0])
         normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-300)
         ahead, behind = np.split(igl.fast_winding_number(
-            vertices, faces, np.concatenate([points + ORIENT_STEP * normals, points - ORIENT_STEP * normals])), 2)
-        normals *= np.where(ahead > behind, -1.0, 1.0)[:, None]  # outward: toward the lower winding number
+            vertices, faces, np.concatenate([points + HIDDEN_STEP * normals, points - HIDDEN_STEP * normals])), 2)
         outer = np.minimum(ahead, behind) < OUTSIDE_WINDING
         kept_points.append(points[outer])
         kept_normals.append(normals[outer])
@@ -101,6 +113,7 @@ def scan_samples(model, path, n_surface, n_near, n_free, rng, *, unit=None, step
     """One scan fitted and sampled in the model frame: a dict of the data set's arrays for it (one row
     each); PoorFitError when the fit does not explain the scan."""
     vertices, faces = read_mesh(path)
+    faces = outward_faces(vertices, faces)
     points, normals = oriented_surface_samples(vertices, faces, n_surface + n_near, rng)
     result = fitting.fit(model, points, normals, neutral=True, quality=quality, steps=steps,
                          n_points=n_points, seed=seed, unit=unit, progress=progress).require_explained()

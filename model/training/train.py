@@ -6,6 +6,8 @@ A config file (JSON) has three sections: "model" (preset, ablation, field overri
 heads, samples per head, seed) and "train" (steps, batch, learning rates, loss weights). Checkpoints are
 written next to the output every `checkpoint_every` steps; running the same command again resumes.
 With --processes N the batch is split over N processes (torch.distributed, gloo, on the CPU).
+With --init MODEL --data NPZ it fine-tunes a trained model file on a data set of your own scans
+(model/training/scan_data.py; docs/own-scans.md) instead of training from scratch.
 """
 import argparse
 import hashlib

@@ -1,7 +1,7 @@
 """`python -m imhead <verb>`: what the add-on does, without Blender, and the model's training programs.
 
 The runtime verbs (generate, edit, express, bake, fit, mesh) run on numpy alone, like the add-on;
-train, evaluate, ablation and build-data hand their arguments to the modules that do the work (torch,
+train, evaluate, ablation, build-data and build-scan-data hand their arguments to the modules that do the work (torch,
 scipy and libigl there). Heads go in and out as JSON: model.runtime.head_state.HeadState, what a head
 object keeps in a .blend. Meshes are written as the file's extension says (.obj, .ply, .glb, .gltf) in
 metres, Y up, face toward +Z (frame.model_to_file); a fitted head lies on its scan, in the scan's
@@ -33,7 +33,9 @@ NEUTRAL_KEY = "neutral"  # the file of the neutral mesh among a baked folder's e
 DELEGATED = {"train": ("model.training.train", "train a model from a config (torch)"),
              "evaluate": ("model.evaluation.evaluate", "fit held-out heads and write the evaluation tables"),
              "ablation": ("model.training.ablation", "train and score the paper's ablation variants"),
-             "build-data": ("model.data.build_dataset", "build the training data set (ICT and Anny heads)")}
+             "build-data": ("model.data.build_dataset", "build the training data set (ICT and Anny heads)"),
+             "build-scan-data": ("model.training.scan_data", "build a training data set from a folder of your "
+                                 "own head meshes, to fine-tune a model on (train --init --data)")}
 # What a fit worker process needs of the fit verb's arguments (the rest, its `run` among them, does not pickle).
 FIT_OPTIONS = ("model", "neutral", "quality", "steps", "points", "seed", "unit", "resolution", "format")
 

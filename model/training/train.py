@@ -6,8 +6,11 @@ A config file (JSON) has three sections: "model" (preset, ablation, field overri
 heads, samples per head, seed) and "train" (steps, batch, learning rates, loss weights). Checkpoints are
 written next to the output every `checkpoint_every` steps; running the same command again resumes.
 With --processes N the batch is split over N processes (torch.distributed, gloo, on the CPU).
+With --init MODEL --data NPZ it fine-tunes a trained model file on a data set of your own scans
+(model/training/scan_data.py; docs/own-scans.md) instead of training from scratch.
 """
 import argparse
+import hashlib
 import json
 import multiprocessing
 import os
@@ -72,11 +75,42 @@ def load_dataset(data, progress=None):
                       data["expressions"], progress=progress, anny_heads=data["anny_heads"],
                       flat_neck_cut=data["flat_neck_cut"])
         tmp.replace(path)
+    return read_dataset(path)
+
+
+def read_dataset(path):
+    """A data set file's samples as float32 tensors (its integer arrays as they are), and expression_names."""
     with np.load(path, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     tensors = {k: torch.from_numpy(v) for k, v in arrays.items() if v.dtype.kind in "fi" and v.ndim > 0}
     tensors["expression_names"] = [str(s) for s in arrays["expression_names"]]
     return tensors
+
+
+def fine_tune_config(config, init, data):
+    """The config, to fine-tune the model file `init` on the scan data set `data` (model/training/
+    scan_data.py) instead of training from scratch: its "fine_tune" section names both, and their contents'
+    digests, so that a checkpoint resumes only the same. The model section is then unused: the network is
+    the model file's."""
+    digest = hashlib.sha256(Path(data).read_bytes()).hexdigest()[:16]
+    return {**config, "fine_tune": {"init": str(init), "init_hash": load_model_file(init)[0]["hash"],
+                                    "data": str(data), "data_sha256": digest}}
+
+
+def read_scan_dataset(fine_tune, init_header, settings):
+    """The scan data set of a fine_tune section as read_dataset has it; ImHeadError when its scans were
+    fitted with another model than the one to fine-tune (their codes are that model's), or it holds
+    fewer scans than a batch's heads."""
+    with np.load(fine_tune["data"], allow_pickle=False) as npz:
+        fitted_with = str(npz["model_hash"]) if "model_hash" in npz.files else None
+    if fitted_with != init_header["hash"]:
+        raise ImHeadError(f"{fine_tune['data']}: its scans were fitted with the model {fitted_with}, not with "
+                          f"{fine_tune['init']} ({init_header['hash']}): build it with --model {fine_tune['init']}")
+    data = read_dataset(fine_tune["data"])
+    if settings["batch_heads"] > len(data["surface"]):
+        raise ImHeadError(f"{fine_tune['data']} holds {len(data['surface'])} scans, fewer than a batch's "
+                          f"{settings['batch_heads']} heads: lower train.batch_heads in the config")
+    return data
 
 
 def columns(rng, n_rows, n_available, count, device):
@@ -163,20 +197,29 @@ def train(config, out_path, progress=None, checkpoint_path=None, share=(0, 1)):
     rank 0 reports progress, writes the checkpoints and the model file and returns the summary, the
     others return None.
     """
-    settings, cfg = config["train"], model_config(config["model"])
+    settings, fine_tune = config["train"], config.get("fine_tune")
     rank, ranks = share
     if settings["threads"]:
         torch.set_num_threads(settings["threads"])
     torch.manual_seed(settings["seed"])
     rng = np.random.default_rng(settings["seed"])
     device = torch.device(settings["device"])
-    data = on_device(load_dataset(config["data"]), device)
+    if fine_tune:
+        init = load_model_file(fine_tune["init"])
+        data = on_device(read_scan_dataset(fine_tune, init[0], settings), device)
+    else:
+        data = on_device(load_dataset(config["data"]), device)
     n_heads = data["surface"].shape[0]
     check_batch_splits(settings, data["exp_head"].shape[0], ranks)
 
-    net = ImHeadNetwork(cfg, template_keypoints(data)).to(device)
-    codes = torch.nn.Embedding(n_heads, cfg.code_dim).to(device)
-    torch.nn.init.normal_(codes.weight, 0.0, settings["code_init_std"])
+    if fine_tune:  # the model file's network, and each scan's code where its fit left it
+        net = network_from_model_file(*init).train().to(device)
+        codes = torch.nn.Embedding.from_pretrained(data["codes"].clone(), freeze=False).to(device)
+    else:
+        cfg = model_config(config["model"])
+        net = ImHeadNetwork(cfg, template_keypoints(data)).to(device)
+        codes = torch.nn.Embedding(n_heads, cfg.code_dim).to(device)
+        torch.nn.init.normal_(codes.weight, 0.0, settings["code_init_std"])
     optimizer = torch.optim.Adam([{"params": net.parameters(), "lr": settings["lr_network"]},
                                   {"params": codes.parameters(), "lr": settings["lr_codes"]}])
     base_lrs = [settings["lr_network"], settings["lr_codes"]]
@@ -220,7 +263,11 @@ def train(config, out_path, progress=None, checkpoint_path=None, share=(0, 1)):
     summary = {"steps": step, "seconds": round(time.perf_counter() - started, 1), "device": str(device),
                "threads": torch.get_num_threads(), "final_losses": losses, "heads": n_heads}
     summary["warp_stage"] = train_warp(net, codes.weight.detach(), data, settings)
-    save_trained_model(out_path, net.cpu(), codes.weight.detach().cpu(), data, config, summary)
+    trained_codes, template = codes.weight.detach().cpu(), None
+    if fine_tune:  # the model file's codes stay: generate and fit sample the prior they span
+        trained_codes = torch.cat([torch.from_numpy(init[1]["codes"]), trained_codes])
+        template = init[1]["template_keypoints"]
+    save_trained_model(out_path, net.cpu(), trained_codes, data, config, summary, template)
     checkpoint_path.unlink(missing_ok=True)
     return summary
 
@@ -360,13 +407,14 @@ def train_warp(net, codes, data, settings, progress=None):
     return {"steps": steps, "seconds": round(time.perf_counter() - started, 1), "weighted_warp": loss.item()}
 
 
-def save_trained_model(out_path, net, codes, data, config, summary):
+def save_trained_model(out_path, net, codes, data, config, summary, template=None):
+    """Writes the model file; template: its template_keypoints (default: the data's mean keypoints)."""
     table = json.loads(KEYPOINTS_PATH.read_text())
     header = {"config": net.config.to_dict(), "keypoints": table["keypoints"], "regions": table["regions"],
               "expression_names": data["expression_names"], "training": {"config": config, **summary}}
     arrays = state_dict_arrays(net.state_dict())
     arrays["codes"] = codes.numpy().astype(np.float32)
-    arrays["template_keypoints"] = template_keypoints(data).astype(np.float32)
+    arrays["template_keypoints"] = (template_keypoints(data) if template is None else template).astype(np.float32)
     return save_model_file(out_path, header, arrays)
 
 
@@ -379,11 +427,21 @@ def main(argv=None):
     parser.add_argument("--device", help="torch device to train on, e.g. cuda (default: the config's, cpu)")
     parser.add_argument("--checkpoint", help="where to keep the checkpoint (default: next to --out, "
                                              "<out>.checkpoint.pt); the same command with it resumes the run")
+    parser.add_argument("--init", metavar="MODEL", help="fine-tune this model file (e.g. weights/imhead.npz) on "
+                        "--data instead of training from scratch: its network, and a code per scan from its fit")
+    parser.add_argument("--data", metavar="NPZ", help="with --init: the scan data set to fine-tune on "
+                        "(python -m imhead build-scan-data, with the same model)")
     parser.add_argument("--processes", type=int, default=1,
                         help="split each batch over this many processes (torch.distributed, gloo; default 1); "
                              "the same batches, so a checkpoint resumes with any count")
     args = parser.parse_args(argv)
     config = load_config(args.config)
+    if (args.init is None) != (args.data is None):
+        parser.error("--init and --data go together: fine-tune the model file --init on the scans of --data")
+    if args.init and args.warp_only:
+        parser.error("--warp-only trains on the synthetic expressions; a scan data set has none")
+    if args.init:
+        config = fine_tune_config(config, args.init, args.data)
     if args.device:
         config["train"]["device"] = args.device
     if args.warp_only:

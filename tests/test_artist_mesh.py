@@ -33,6 +33,22 @@ def test_the_shipped_topology_is_the_ict_skin_as_derived_from_the_vendored_data(
     assert "MIT" in licence or "Permission is hereby granted" in licence
 
 
+def test_the_shipped_parts_are_the_ict_eyes_teeth_gums_and_lashes_as_derived_from_the_vendored_data():
+    derived = load_script("make_artist_topology").parts_topology()
+    with np.load(artist_mesh.PARTS_PATH) as shipped:
+        assert set(shipped.files) == set(derived)
+        for name, values in derived.items():
+            np.testing.assert_array_equal(shipped[name], values, err_msg=name)
+            assert shipped[name].dtype == values.dtype
+    parts = artist_mesh.load_parts()
+    assert list(parts) == ["eyeball_l", "eyeball_r", "teeth", "gums_tongue", "lashes_l", "lashes_r"]
+    for part in parts.values():
+        corners = part.faces >= 0
+        assert corners[:, :3].all() and np.array_equal(corners, part.face_uv >= 0)  # quads and triangles
+        assert np.array_equal(np.unique(part.faces[corners]), np.arange(len(part.vertices)))
+        assert part.corner_uv.shape == (corners.sum(), 2) and (part.uv > 0).all()
+
+
 def test_the_topology_is_one_quad_surface_with_the_neck_open_and_udim_uvs():
     topology = artist_mesh.load_topology()
     assert topology.vertices.shape == (14062, 3) and topology.quads.shape == (14034, 4)

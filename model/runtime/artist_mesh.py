@@ -22,8 +22,15 @@ quads, one open loop at the bottom of the neck) is
    across the axis they keep their placed positions.
 An edited head (region edits) is its unedited artist mesh refitted (steps 2 and 3 from there) where the
 edit reaches, the rest pinned: an edit moves no vertex beyond its fade.
+
+The ICT parts beyond the skin (PARTS: eyeballs, teeth, gums and tongue, lashes; artist_topology/
+ict_parts.npz) go with it, each its own mesh, carried by the keypoint placement of step 1 (the same
+affine map and spline, from the edited head's keypoints for an edited head) and not conformed: the
+field has no surface of its own for them (the eyeballs' fronts are part of the learned surface, the
+rest lies inside it).
 """
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,6 +42,9 @@ from .frame import MM
 
 TOPOLOGY_DIR = Path(__file__).with_name("artist_topology")
 TOPOLOGY_PATH = TOPOLOGY_DIR / "ict_skin.npz"
+PARTS_PATH = TOPOLOGY_DIR / "ict_parts.npz"
+# The ICT Face Model's parts that go with the artist mesh, each its own mesh (ICT's part names).
+PARTS = ("eyeball_l", "eyeball_r", "teeth", "gums_tongue", "lashes_l", "lashes_r")
 
 PROJECTIONS = 4
 # Longest Newton step, model units: the placed template lies within a few millimetres of the surface; a
@@ -100,11 +110,37 @@ def load_topology():
 
 
 @dataclass(frozen=True)
+class PartMesh:
+    """One of the PARTS: vertices (V, 3) float32 model frame; faces (F, 4) int32, quads and triangles (a
+    triangle's fourth corner -1), outward wound; face_uv (F, 4) int32 into uv (U, 2) float32 (UDIM), -1
+    where faces is. Read like meshing.SurfaceMesh, with UVs per face corner besides."""
+    vertices: np.ndarray
+    faces: np.ndarray
+    face_uv: np.ndarray
+    uv: np.ndarray
+
+    @property
+    def corner_uv(self):
+        """(corners, 2) float32: the UV of every face corner, in the faces' order."""
+        return self.uv[self.face_uv[self.faces >= 0]]
+
+
+@lru_cache(maxsize=1)
+def load_parts():
+    """The shipped PARTS' templates: {part name: PartMesh} (read once)."""
+    with np.load(PARTS_PATH) as data:
+        return {part: PartMesh(*(data[f"{part}_{key}"] for key in ("vertices", "faces", "face_uv", "uv")))
+                for part in PARTS}
+
+
+@dataclass(frozen=True)
 class ArtistMesh:
-    """A head's artist mesh: vertices (V, 3) float32 in the model frame, the topology's quads and UVs.
-    Read like meshing.SurfaceMesh (vertices, faces), with UVs per face corner besides."""
+    """A head's artist mesh: vertices (V, 3) float32 in the model frame, the topology's quads and UVs, and
+    the head's PARTS ({part name: PartMesh}, placed). Read like meshing.SurfaceMesh (vertices, faces),
+    with UVs per face corner besides."""
     vertices: np.ndarray
     topology: ArtistTopology
+    parts: dict = dataclasses.field(default_factory=dict)
 
     @property
     def faces(self):
@@ -211,6 +247,13 @@ def place_template(template, template_keypoints, keypoints):
     return (points_h @ (affine + extra_affine) + spline).astype(np.float32)
 
 
+def place_parts(template_keypoints, keypoints):
+    """The PARTS ({part name: PartMesh}) carried by the placement that takes template_keypoints (K, 3)
+    to `keypoints` (K, 3) (place_template's)."""
+    return {part: replace(mesh, vertices=place_template(mesh.vertices, template_keypoints, keypoints))
+            for part, mesh in load_parts().items()}
+
+
 def field_gradient(field, points, values):
     """(N, 3) forward-difference gradient of `field` at points (N, 3) whose values (N,) are known."""
     shifted = points[None] + np.float32(GRADIENT_STEP) * np.eye(3, dtype=np.float32)[:, None]
@@ -249,16 +292,17 @@ def conform(field, keypoints, template_keypoint_vertices, topology=None):
     """The artist mesh (ArtistMesh) of the head whose signed distance is field((N, 3)) -> (N,) and whose
     keypoints are (K, 3), model frame; template_keypoint_vertices (K,): the template vertex of each."""
     topology = topology or load_topology()
-    template = topology.vertices
-    placed = place_template(template, template[np.asarray(template_keypoint_vertices)], keypoints)
-    return ArtistMesh(vertices=_settle(field, placed, topology, np.zeros(len(placed), bool)), topology=topology)
+    template_keypoints = topology.vertices[np.asarray(template_keypoint_vertices)]
+    placed = place_template(topology.vertices, template_keypoints, keypoints)
+    return ArtistMesh(vertices=_settle(field, placed, topology, np.zeros(len(placed), bool)), topology=topology,
+                      parts=place_parts(template_keypoints, keypoints))
 
 
 def refit(field, mesh, pinned):
     """`mesh` (an ArtistMesh) moved onto the surface of `field` where pinned (V,) is False, keeping its
-    own proportions: for an edit, which changes the surface only where it does not pin the mesh."""
-    return ArtistMesh(vertices=_settle(field, mesh.vertices, mesh.topology, np.asarray(pinned, bool)),
-                      topology=mesh.topology)
+    own proportions: for an edit, which changes the surface only where it does not pin the mesh. Its
+    parts stay as they are."""
+    return replace(mesh, vertices=_settle(field, mesh.vertices, mesh.topology, np.asarray(pinned, bool)))
 
 
 def _settle(field, start, topology, pinned):
@@ -328,7 +372,8 @@ def _settle(field, start, topology, pinned):
 def head_artist_mesh(model, identity, local_offsets=None):
     """The artist mesh of a head of `model` (a HeadModel) in its neutral expression, with region edits
     local_offsets (K, L) or none. An edited head is the unedited one refitted where the edit reaches
-    (editing.edit_share > 0), so that no vertex beyond the edit's fade moves."""
+    (editing.edit_share > 0), so that no vertex beyond the edit's fade moves; its parts are placed by
+    the edited head's keypoints."""
     def field(offsets):
         function = model.sdf_function(identity, local_offsets=offsets)
         return lambda points: parallel.in_batches(function, points)
@@ -338,4 +383,6 @@ def head_artist_mesh(model, identity, local_offsets=None):
     if local_offsets is None or not np.any(local_offsets):
         return mesh
     share = edit_share(model, mesh.vertices, identity, local_offsets)
-    return refit(field(local_offsets), mesh, pinned=share == 0)
+    template = load_topology().vertices[keypoint_vertices]
+    return replace(refit(field(local_offsets), mesh, pinned=share == 0),
+                   parts=place_parts(template, model.keypoints(identity, local_offsets)))

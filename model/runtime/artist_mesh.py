@@ -19,7 +19,9 @@ quads, one open loop at the bottom of the neck) is
 3. held at the neck: the learned neck may end anywhere (the bundled model's runs on into the meshing
    box; a model trained on cut necks has a cap). The NECK_RINGS rings of vertices above the open loop
    move only across the neck's axis, so they cannot slide onto a cap; where no surface is within reach
-   across the axis they keep their placed positions.
+   across the axis they keep their placed positions. The rings above them up to NECK_AXIS_RING follow
+   the field's gradient along the axis more ring by ring, so that on a sloping neck they do not slide
+   down onto the held rings.
 An edited head (region edits) is its unedited artist mesh refitted (steps 2 and 3 from there) where the
 edit reaches, the rest pinned: an edit moves no vertex beyond its fade.
 
@@ -55,7 +57,8 @@ MAX_STEP = 5 * MM
 GRADIENT_STEP = 0.25 * MM
 RELAX_SWEEPS = 3
 RELAX_RATE = 0.5
-# Rings of vertices above the neck's open loop that move only across the neck's axis.
+# Rings of vertices above the neck's open loop that move only across the neck's axis (and the rings up to
+# NECK_AXIS_RING that move along it only in part).
 NECK_RINGS = 3
 # The neck's axis: from the open loop's centroid to the centroid of the ring this many edges above it.
 NECK_AXIS_RING = 8
@@ -310,8 +313,13 @@ def _settle(field, start, topology, pinned):
     rings = neck_rings(topology)
     axis = start[rings[NECK_AXIS_RING]].mean(0) - start[rings[0]].mean(0)
     axis /= np.linalg.norm(axis)
-    along_axis = np.zeros(len(start), bool)
-    along_axis[np.concatenate(rings[:NECK_RINGS])] = True
+    # How much of the field's gradient along the neck's axis each vertex follows: none on the NECK_RINGS
+    # rings, then more ring by ring up to all of it from ring NECK_AXIS_RING on. Rings that followed all
+    # of it would slide down a neck that slopes (the front of a neck whose surface faces forward and up)
+    # onto the rings that move only across the axis, and turn the quads between them over.
+    axis_share = np.ones(len(start), np.float32)
+    for ring in range(NECK_AXIS_RING):
+        axis_share[rings[ring]] = max(0, ring - NECK_RINGS + 1) / (NECK_AXIS_RING - NECK_RINGS + 1)
     neighbours = _Neighbours(topology.edges, len(start))
     soundness = QuadSoundness(start, topology)
     offsets = neighbours.laplacian(start)  # the start's own proportions, kept by the relaxation
@@ -328,13 +336,13 @@ def _settle(field, start, topology, pinned):
 
     def aim(vertices, values):
         gradient = field_gradient(field, x[vertices], values)
-        neck = along_axis[vertices]
-        gradient[neck] -= (gradient[neck] @ axis)[:, None] * axis
-        length = np.linalg.norm(gradient, axis=1)
+        aimed = gradient - ((1 - axis_share[vertices]) * (gradient @ axis))[:, None] * axis
+        length = np.linalg.norm(aimed, axis=1)
         # Where the gradient vanishes (or, at the neck, points along the axis) there is no step to take.
         movable = length > MIN_SLOPE
-        direction[vertices] = np.where(movable[:, None], gradient / np.maximum(length, 1e-12)[:, None], 0.0)
-        slope[vertices] = np.where(movable, length, 1.0)
+        unit = aimed / np.maximum(length, 1e-12)[:, None]
+        direction[vertices] = np.where(movable[:, None], unit, 0.0)
+        slope[vertices] = np.where(movable, np.einsum("ij,ij->i", gradient, unit), 1.0)
 
     values = np.zeros(len(x), np.float32)
     if len(on) == 0:

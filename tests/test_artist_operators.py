@@ -283,3 +283,40 @@ def test_a_region_edit_keeps_the_artist_mesh_and_moves_only_the_region(bpy, head
     assert len(mesh.vertices) == ARTIST_VERTICES and [layer.name for layer in mesh.uv_layers] == ["UVMap"]
     moved = np.linalg.norm(coordinates(mesh.vertices) - before, axis=1)
     assert moved.max() > 0.001 and np.count_nonzero(moved) < ARTIST_VERTICES // 2
+
+
+def scene_state(bpy):
+    """What undo must bring back: every mesh object's name, parent, vertices, region edits and shape keys."""
+    return [(obj.name, obj.parent.name if obj.parent else None, coordinates(obj.data.vertices).tobytes(),
+             sorted(obj.imhead.get("region_codes", {}).keys()),
+             [key.name for key in obj.data.shape_keys.key_blocks] if obj.data.shape_keys else None)
+            for obj in sorted(bpy.data.objects, key=lambda obj: obj.name) if obj.type == 'MESH']
+
+
+def test_generate_a_region_edit_and_bake_each_undo_and_redo_and_leave_the_head_editable(bpy, installed_extension):
+    # Background Blender has no undo stack until a push; operators push their step when asked (True).
+    bpy.ops.ed.undo_push(message="before")
+    states = [scene_state(bpy)]
+    for operator, arguments in (("generate", dict(seed=4, topology='ARTIST')),
+                                ("randomize_region", dict(region="jaw", seed=3, scale=2.0)),
+                                ("bake_expressions", dict())):
+        assert getattr(bpy.ops.imhead, operator)('EXEC_DEFAULT', True, **arguments) == {'FINISHED'}
+        states.append(scene_state(bpy))
+    assert len(states[1]) == 1 + len(PARTS)  # the head and its parts
+    assert all(a != b for a, b in zip(states, states[1:]))
+    for state in reversed(states[:-1]):
+        bpy.ops.ed.undo()
+        assert scene_state(bpy) == state
+    for state in states[1:]:
+        bpy.ops.ed.redo()
+        assert scene_state(bpy) == state
+
+    bridge = sys.modules[f"{installed_extension}.imhead_blender"]
+    assert not bridge.live.pending()  # mesh and edits came back together
+    head = bpy.data.objects["imHead"]  # by name: undo replaces every object
+    bpy.context.view_layer.objects.active = head
+    assert bridge.mesh_is_current(head)
+    assert bpy.ops.imhead.randomize_region(region="nose", seed=1) == {'FINISHED'}
+    assert sorted(head.imhead["region_codes"].keys()) == ["jaw", "nose"]
+    assert len(head.data.vertices) == ARTIST_VERTICES and sorted(part_objects(head)) == sorted(PARTS)
+    assert bpy.ops.imhead.bake_expressions() == {'FINISHED'} and len(head.data.shape_keys.key_blocks) == 54

@@ -47,6 +47,9 @@ def test_the_shipped_parts_are_the_ict_eyes_teeth_gums_and_lashes_as_derived_fro
         assert corners[:, :3].all() and np.array_equal(corners, part.face_uv >= 0)  # quads and triangles
         assert np.array_equal(np.unique(part.faces[corners]), np.arange(len(part.vertices)))
         assert part.corner_uv.shape == (corners.sum(), 2) and (part.uv > 0).all()
+        assert part.anchors.shape == part.anchor_weights.shape == (len(part.vertices), artist_mesh.ANCHORS)
+        assert 0 <= part.anchors.min() and part.anchors.max() < 14062  # skin vertices
+        np.testing.assert_allclose(part.anchor_weights.astype(np.float32).sum(1), 1.0, atol=5e-3)
 
 
 def test_the_topology_is_one_quad_surface_with_the_neck_open_and_udim_uvs():

@@ -26,10 +26,12 @@ An edited head (region edits) is its unedited artist mesh refitted (steps 2 and 
 edit reaches, the rest pinned: an edit moves no vertex beyond its fade.
 
 The ICT parts beyond the skin (PARTS: eyeballs, teeth, gums and tongue, lashes; artist_topology/
-ict_parts.npz) go with it, each its own mesh, carried by the keypoint placement of step 1 (the same
-affine map and spline, from the edited head's keypoints for an edited head) and not conformed: the
-field has no surface of its own for them (the eyeballs' fronts are part of the learned surface, the
-rest lies inside it).
+ict_parts.npz) go with it, each its own mesh, not conformed (the field has no surface of its own for
+them: the eyeballs' fronts are part of the learned surface, the rest lies in the mouth and sockets).
+They are carried by the keypoint placement of step 1 (the same affine map and spline; from the edited
+head's keypoints for an edited head), then by the conforming's moves of the skin near them: each
+vertex moves by the weighted mean move of its ANCHORS nearest skin vertices on the template, so the
+eyeballs stay behind the lids that were laid onto the surface and the lashes' roots on them.
 """
 import dataclasses
 from dataclasses import dataclass, replace
@@ -47,6 +49,10 @@ TOPOLOGY_PATH = TOPOLOGY_DIR / "ict_skin.npz"
 PARTS_PATH = TOPOLOGY_DIR / "ict_parts.npz"
 # The ICT Face Model's parts that go with the artist mesh, each its own mesh (ICT's part names).
 PARTS = ("eyeball_l", "eyeball_r", "teeth", "gums_tongue", "lashes_l", "lashes_r")
+# A part's vertex follows the moves of its ANCHORS nearest skin vertices (on the template), weighted by
+# exp(-(d^2 - d_nearest^2) / (2 ANCHOR_SIGMA^2)), d their distances (model units): smooth over a part.
+ANCHORS = 8
+ANCHOR_SIGMA = 5 * MM
 
 PROJECTIONS = 4
 # Longest Newton step, model units: the placed template lies within a few millimetres of the surface; a
@@ -116,11 +122,14 @@ def load_topology():
 class PartMesh:
     """One of the PARTS: vertices (V, 3) float32 model frame; faces (F, 4) int32, quads and triangles (a
     triangle's fourth corner -1), outward wound; face_uv (F, 4) int32 into uv (U, 2) float32 (UDIM), -1
-    where faces is. Read like meshing.SurfaceMesh, with UVs per face corner besides."""
+    where faces is; anchors (V, ANCHORS) int16, the skin vertices whose moves each vertex follows, with
+    anchor_weights (V, ANCHORS) float16. Read like meshing.SurfaceMesh, with UVs per face corner besides."""
     vertices: np.ndarray
     faces: np.ndarray
     face_uv: np.ndarray
     uv: np.ndarray
+    anchors: np.ndarray
+    anchor_weights: np.ndarray
 
     @property
     def corner_uv(self):
@@ -132,7 +141,8 @@ class PartMesh:
 def load_parts():
     """The shipped PARTS' templates: {part name: PartMesh} (read once)."""
     with np.load(PARTS_PATH) as data:
-        return {part: PartMesh(*(data[f"{part}_{key}"] for key in ("vertices", "faces", "face_uv", "uv")))
+        return {part: PartMesh(*(data[f"{part}_{key}"] for key in ("vertices", "faces", "face_uv", "uv", "anchors",
+                                                                    "anchor_weights")))
                 for part in PARTS}
 
 
@@ -250,10 +260,12 @@ def place_template(template, template_keypoints, keypoints):
     return (points_h @ (affine + extra_affine) + spline).astype(np.float32)
 
 
-def place_parts(template_keypoints, keypoints):
+def place_parts(template_keypoints, keypoints, skin_moves):
     """The PARTS ({part name: PartMesh}) carried by the placement that takes template_keypoints (K, 3)
-    to `keypoints` (K, 3) (place_template's)."""
-    return {part: replace(mesh, vertices=place_template(mesh.vertices, template_keypoints, keypoints))
+    to `keypoints` (K, 3) (place_template's), then by skin_moves (V, 3): how far the conforming moved each
+    skin vertex from that placement."""
+    return {part: replace(mesh, vertices=place_template(mesh.vertices, template_keypoints, keypoints)
+                          + np.einsum("va,vad->vd", mesh.anchor_weights, skin_moves[mesh.anchors]))
             for part, mesh in load_parts().items()}
 
 
@@ -297,8 +309,9 @@ def conform(field, keypoints, template_keypoint_vertices, topology=None):
     topology = topology or load_topology()
     template_keypoints = topology.vertices[np.asarray(template_keypoint_vertices)]
     placed = place_template(topology.vertices, template_keypoints, keypoints)
-    return ArtistMesh(vertices=_settle(field, placed, topology, np.zeros(len(placed), bool)), topology=topology,
-                      parts=place_parts(template_keypoints, keypoints))
+    vertices = _settle(field, placed, topology, np.zeros(len(placed), bool))
+    return ArtistMesh(vertices=vertices, topology=topology,
+                      parts=place_parts(template_keypoints, keypoints, vertices - placed))
 
 
 def refit(field, mesh, pinned):
@@ -381,7 +394,7 @@ def head_artist_mesh(model, identity, local_offsets=None):
     """The artist mesh of a head of `model` (a HeadModel) in its neutral expression, with region edits
     local_offsets (K, L) or none. An edited head is the unedited one refitted where the edit reaches
     (editing.edit_share > 0), so that no vertex beyond the edit's fade moves; its parts are placed by
-    the edited head's keypoints."""
+    the edited head's keypoints and follow its refitted skin."""
     def field(offsets):
         function = model.sdf_function(identity, local_offsets=offsets)
         return lambda points: parallel.in_batches(function, points)
@@ -391,6 +404,8 @@ def head_artist_mesh(model, identity, local_offsets=None):
     if local_offsets is None or not np.any(local_offsets):
         return mesh
     share = edit_share(model, mesh.vertices, identity, local_offsets)
-    template = load_topology().vertices[keypoint_vertices]
-    return replace(refit(field(local_offsets), mesh, pinned=share == 0),
-                   parts=place_parts(template, model.keypoints(identity, local_offsets)))
+    edited = refit(field(local_offsets), mesh, pinned=share == 0)
+    template = mesh.topology.vertices
+    keypoints = model.keypoints(identity, local_offsets)
+    placed = place_template(template, template[keypoint_vertices], keypoints)
+    return replace(edited, parts=place_parts(template[keypoint_vertices], keypoints, edited.vertices - placed))

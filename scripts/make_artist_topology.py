@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from model.data.data_paths import ICT_SOURCE, data_file, ict_model_path  # noqa: E402
 from model.data.heads import SKIN_PARTS  # noqa: E402
-from model.runtime.artist_mesh import ANCHOR_SIGMA, ANCHORS, PARTS, PARTS_PATH, TOPOLOGY_DIR, TOPOLOGY_PATH  # noqa: E402
+from model.runtime.artist_mesh import (ANCHOR_SIGMA, ANCHORS, PARTS, PARTS_PATH, TOPOLOGY_DIR,  # noqa: E402
+                                       TOPOLOGY_PATH)
 from model.runtime.frame import MM, ict_to_model  # noqa: E402
 
 

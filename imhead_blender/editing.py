@@ -19,6 +19,7 @@ from . import shape_keys
 from .heads import is_head, read_identity, read_state, replace_mesh, write_edits
 from .meshes import head_surface, mesh_from_surface
 from .models import load_model
+from .parts import install_parts
 
 REGION_SLIDERS = editing.REGION_SLIDERS
 KEYPOINT_TAG = "imhead_keypoint"  # custom property of keypoint empties: the keypoint's name
@@ -140,6 +141,7 @@ def install_surface(head, model, surface, resolution, digest):
     follow the new topology: they are set aside (shape_keys.set_aside_expressions) to bake again."""
     shape_keys.set_aside_expressions(head, model)
     replace_mesh(head, mesh_from_surface(head.data.name, surface))
+    install_parts(head, surface)
     head.imhead.resolution = resolution
     head.imhead["mesh_edits"] = digest
     update_keypoint_empties(head, model)

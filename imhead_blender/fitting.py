@@ -12,6 +12,7 @@ from ..model.runtime import fit as model_fit
 from ..model.runtime.frame import MODEL_UNIT_M
 from .heads import add_head_object, write_state
 from .meshes import head_surface, mesh_from_surface
+from .parts import install_parts
 from .shape_keys import bake_exact_expression
 
 FITTED_EXPRESSION_KEY = "Fitted Expression"
@@ -72,6 +73,7 @@ def add_fitted_head(context, scan, model, result, surface, topology, resolution)
     """A new head object of `surface` placed on the scan (the fit's transform), selected and active."""
     head = add_head_object(context, mesh_from_surface(f"{scan.name} fit", surface))
     head.name = f"{scan.name} fit"
+    install_parts(head, surface)
     # Head local = model frame * MODEL_UNIT_M; the fit maps world (the scan's points) to the model frame.
     to_model = np.diag([1 / MODEL_UNIT_M] * 3 + [1.0])
     head.matrix_world = Matrix((result.inverse_transform @ to_model).tolist())

@@ -4,6 +4,7 @@ from ..model import ImHeadError
 from .heads import HEAD_NAME, add_head_object, is_head, replace_mesh, write_state
 from .meshes import head_surface, mesh_from_surface
 from .models import load_model
+from .parts import install_parts
 from .shape_keys import set_aside_expressions
 
 
@@ -27,5 +28,6 @@ def generate_head(context, settings, progress=None):
     else:
         set_aside_expressions(head, model)
         replace_mesh(head, mesh)
+    install_parts(head, surface)
     write_state(head, model.hash, identity, settings)
     return head

@@ -36,16 +36,18 @@ def mesh_from_surface(name, surface):
 
 
 def mesh_from_arrays(name, vertices, faces):
-    """A new smooth-shaded mesh datablock from vertices (V, 3) in metres and faces (F, n) of n corners each."""
+    """A new smooth-shaded mesh datablock from vertices (V, 3) in metres and faces (F, n) of up to n
+    corners each (a face of fewer ends in -1s)."""
     faces = np.asarray(faces)
-    corners = np.ascontiguousarray(faces, dtype=np.int32).ravel()
+    corners = np.ascontiguousarray(faces[faces >= 0], dtype=np.int32)
+    sizes = (faces >= 0).sum(1)
     mesh = bpy.data.meshes.new(name)
     mesh.vertices.add(len(vertices))
     mesh.vertices.foreach_set("co", np.ascontiguousarray(vertices, dtype=np.float32).ravel())
     mesh.loops.add(len(corners))
     mesh.loops.foreach_set("vertex_index", corners)
     mesh.polygons.add(len(faces))
-    mesh.polygons.foreach_set("loop_start", np.arange(0, len(corners), faces.shape[1], dtype=np.int32))
+    mesh.polygons.foreach_set("loop_start", (np.cumsum(sizes) - sizes).astype(np.int32))
     mesh.update(calc_edges=True)
     mesh.shade_smooth()
     return mesh

@@ -27,9 +27,11 @@ def register():
     bpy.types.Scene.imhead = PointerProperty(type=ImHeadSceneSettings)
     bpy.types.Scene.imhead_fit = PointerProperty(type=fit.ImHeadFitSettings)
     imhead_blender.live.register(lambda: preview_settings(bpy.context))
+    imhead_blender.parts.register()
 
 
 def unregister():
+    imhead_blender.parts.unregister()
     imhead_blender.live.unregister()
     del bpy.types.Scene.imhead_fit
     del bpy.types.Scene.imhead

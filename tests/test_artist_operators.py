@@ -15,6 +15,18 @@ from test_artist_mesh import surface_distance_mm
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "weights" / "imhead.npz"
 ARTIST_VERTICES, ARTIST_QUADS = 14062, 14034
+# The ICT parts each artist head carries: object name after the head's -> (material, vertices, faces).
+PARTS = {"Eye L": ("imHead Eye", 1570, 1598), "Eye R": ("imHead Eye", 1570, 1598),
+         "Teeth": ("imHead Teeth", 4412, 4490), "Gums and Tongue": ("imHead Gums and Tongue", 2977, 2972),
+         "Lashes L": ("imHead Eyelashes", 684, 540), "Lashes R": ("imHead Eyelashes", 684, 540)}
+# How far (mm, the head's implicit signed distance) a part's vertex may lie outside the head: the eyeballs'
+# fronts fill the eye openings (measured at most 1.10 mm out on seed 4, 1.18 mm on seed 8; 0.97 / 2.02 mm
+# carried by the keypoints alone, without the skin's moves); the lashes stand off the eyelids by their
+# length (9.3 / 10.1 mm), their roots on the lids (the nearest vertex within 0.03 mm of the surface;
+# 0.42 mm off on seed 8 without the skin's moves). Teeth, gums and tongue lie in the mouth's cavity,
+# outside the head's solid but enclosed by it; the front teeth show between the lips, within MOUTH_GAP_MM
+# of them.
+EYE_OUTSIDE_MM, LASHES_OUTSIDE_MM, LASH_ROOTS_MM, MOUTH_GAP_MM = 1.5, 13.0, 0.1, 3.0
 RESOLUTION = 32  # Preview and Final of the implicit meshes here: only their topology matters
 
 
@@ -85,6 +97,72 @@ def test_an_artist_head_is_the_ict_quad_mesh_with_uvs_on_the_implicit_surface(bp
     assert np.abs(coordinates(other.vertices) - coordinates(mesh.vertices)).max() > 0.002  # another head
 
 
+def part_objects(head):
+    return {obj.name.removeprefix(f"{head.name} "): obj for obj in head.children if "imhead_part" in obj}
+
+
+def meets_the_head(model, identity, points, reach_mm=100.0, step_mm=1.0):
+    """Per point (model frame): in how many of the 6 axis directions a ray from it, out to reach_mm,
+    meets the inside of the head (the implicit signed distance below zero)."""
+    field = model.sdf_function(identity)
+    t = (np.arange(step_mm, reach_mm, step_mm) / model_to_mm(1.0)).astype(np.float32)
+    hits = np.zeros(len(points), int)
+    for direction in np.concatenate([np.eye(3), -np.eye(3)]).astype(np.float32):
+        samples = points[:, None] + t[:, None] * direction
+        hits += (field(samples.reshape(-1, 3)).reshape(len(points), -1) < 0).any(1)
+    return hits
+
+
+def test_an_artist_head_has_eyes_teeth_gums_and_lashes_inside_its_sockets_and_mouth(bundled, head):
+    parts = part_objects(head)
+    assert sorted(parts) == sorted(PARTS)
+    identity = np.asarray(head.imhead["identity"], np.float32)
+    field = bundled.sdf_function(identity)
+    for name, (material, n_vertices, n_faces) in PARTS.items():
+        obj = parts[name]
+        assert obj.parent == head and np.array_equal(np.array(obj.matrix_parent_inverse), np.eye(4))
+        assert (len(obj.data.vertices), len(obj.data.polygons)) == (n_vertices, n_faces)
+        assert [m.name for m in obj.data.materials] == [material] and obj.data.uv_layers
+        assert obj.data.validate() is False
+        vertices = blender_to_model(coordinates(obj.data.vertices))
+        outside_mm = model_to_mm(field(vertices))
+        if name.startswith("Lashes"):
+            assert outside_mm.max() <= LASHES_OUTSIDE_MM, (name, outside_mm.max())
+            assert np.abs(outside_mm).min() <= LASH_ROOTS_MM and outside_mm.min() >= -LASH_ROOTS_MM, name
+            continue
+        if name.startswith("Eye"):
+            assert outside_mm.max() <= EYE_OUTSIDE_MM, (name, outside_mm.max())
+            continue
+        # In the mouth: the head lies around every (7th) vertex in at least 5 of the 6 axis directions (a
+        # point in front of the face or beside it meets it in 3 at most), or the vertex is between the lips.
+        enclosed = meets_the_head(bundled, identity, vertices[::7]) >= 5
+        assert (enclosed | (outside_mm[::7] <= MOUTH_GAP_MM)).all(), name
+
+
+def test_the_parts_follow_edits_and_update_mesh_and_go_with_the_head(bpy, head):
+    teeth = part_objects(head)["Teeth"]
+    before = coordinates(teeth.data.vertices)
+    assert bpy.ops.imhead.randomize_region(region="jaw", seed=3, scale=2.0) == {'FINISHED'}
+    assert part_objects(head)["Teeth"] == teeth  # the same object, its vertices moved with the jaw
+    assert np.abs(coordinates(teeth.data.vertices) - before).max() > 0.001
+    meshes = {obj.data.name for obj in part_objects(head).values()}
+    assert bpy.ops.imhead.update_head(topology='IMPLICIT') == {'FINISHED'}
+    assert part_objects(head) == {} and not meshes & set(bpy.data.meshes.keys())
+    assert not [m for m in bpy.data.materials if m.name.startswith("imHead")]
+    assert bpy.ops.imhead.update_head(topology='ARTIST') == {'FINISHED'}
+    assert sorted(part_objects(head)) == sorted(PARTS)
+
+    meshes = {obj.data.name for obj in part_objects(head).values()}
+    for obj in bpy.context.selected_objects:
+        obj.select_set(False)
+    head.select_set(True)
+    bpy.context.view_layer.objects.active = head
+    assert bpy.ops.object.delete() == {'FINISHED'}
+    assert not [obj for obj in bpy.data.objects if "imhead_part" in obj]
+    assert not meshes & set(bpy.data.meshes.keys())
+    assert not [m for m in bpy.data.materials if m.name.startswith("imHead")]
+
+
 def test_update_mesh_switches_the_topology_and_keeps_it(bpy):
     assert bpy.ops.imhead.generate(seed=4) == {'FINISHED'}
     head = bpy.context.active_object
@@ -105,6 +183,7 @@ def test_a_scan_is_fitted_with_the_artist_mesh(bpy, preferences, tiny_model):
     fitted = bpy.context.active_object
     assert fitted != scan and fitted.imhead.topology == 'ARTIST'
     assert len(fitted.data.vertices) == ARTIST_VERTICES and fitted.data.uv_layers
+    assert sorted(part_objects(fitted)) == sorted(PARTS)
 
 
 @pytest.fixture
@@ -207,3 +286,40 @@ def test_a_region_edit_keeps_the_artist_mesh_and_moves_only_the_region(bpy, head
     assert len(mesh.vertices) == ARTIST_VERTICES and [layer.name for layer in mesh.uv_layers] == ["UVMap"]
     moved = np.linalg.norm(coordinates(mesh.vertices) - before, axis=1)
     assert moved.max() > 0.001 and np.count_nonzero(moved) < ARTIST_VERTICES // 2
+
+
+def scene_state(bpy):
+    """What undo must bring back: every mesh object's name, parent, vertices, region edits and shape keys."""
+    return [(obj.name, obj.parent.name if obj.parent else None, coordinates(obj.data.vertices).tobytes(),
+             sorted(obj.imhead.get("region_codes", {}).keys()),
+             [key.name for key in obj.data.shape_keys.key_blocks] if obj.data.shape_keys else None)
+            for obj in sorted(bpy.data.objects, key=lambda obj: obj.name) if obj.type == 'MESH']
+
+
+def test_generate_a_region_edit_and_bake_each_undo_and_redo_and_leave_the_head_editable(bpy, installed_extension):
+    # Background Blender has no undo stack until a push; operators push their step when asked (True).
+    bpy.ops.ed.undo_push(message="before")
+    states = [scene_state(bpy)]
+    for operator, arguments in (("generate", dict(seed=4, topology='ARTIST')),
+                                ("randomize_region", dict(region="jaw", seed=3, scale=2.0)),
+                                ("bake_expressions", dict())):
+        assert getattr(bpy.ops.imhead, operator)('EXEC_DEFAULT', True, **arguments) == {'FINISHED'}
+        states.append(scene_state(bpy))
+    assert len(states[1]) == 1 + len(PARTS)  # the head and its parts
+    assert all(a != b for a, b in zip(states, states[1:]))
+    for state in reversed(states[:-1]):
+        bpy.ops.ed.undo()
+        assert scene_state(bpy) == state
+    for state in states[1:]:
+        bpy.ops.ed.redo()
+        assert scene_state(bpy) == state
+
+    bridge = sys.modules[f"{installed_extension}.imhead_blender"]
+    assert not bridge.live.pending()  # mesh and edits came back together
+    head = bpy.data.objects["imHead"]  # by name: undo replaces every object
+    bpy.context.view_layer.objects.active = head
+    assert bridge.mesh_is_current(head)
+    assert bpy.ops.imhead.randomize_region(region="nose", seed=1) == {'FINISHED'}
+    assert sorted(head.imhead["region_codes"].keys()) == ["jaw", "nose"]
+    assert len(head.data.vertices) == ARTIST_VERTICES and sorted(part_objects(head)) == sorted(PARTS)
+    assert bpy.ops.imhead.bake_expressions() == {'FINISHED'} and len(head.data.shape_keys.key_blocks) == 54

@@ -27,7 +27,8 @@ def test_zip_is_valid_and_carries_only_the_add_on(extension_zip, tiny_model):
     assert "__init__.py" in names and "model/runtime/frame.py" in names and "imhead_blender/heads.py" in names
     # Of model/ only its __init__ and the runtime travel: no data building, training or evaluation.
     runtime = {path.relative_to(ROOT).as_posix() for path in (ROOT / "model" / "runtime").glob("*.py")}
-    runtime |= {f"model/runtime/artist_topology/{name}" for name in ("ict_skin.npz", "ICT-FACE-MODEL-LICENSE.txt")}
+    runtime |= {f"model/runtime/artist_topology/{name}"
+                for name in ("ict_skin.npz", "ict_parts.npz", "ICT-FACE-MODEL-LICENSE.txt")}
     assert {name for name in names if name.startswith("model/")} == {"model/__init__.py", *runtime}
     for excluded in ("tests/", "bench/", "scripts/", "docs/", "configs/", "data/", ".ci/", ".venv", ".cache/", "dist/",
                      "model/data/", "model/training/", "model/evaluation/", "model/README.md"):

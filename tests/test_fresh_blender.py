@@ -3,7 +3,8 @@
 Virtualenvs that hold only bpy (Blender's own Python packages, numpy among them; no torch, no
 scikit-image), like a stock Blender 4.2 LTS, 5.0 and 5.3. The extension is installed there from its
 zip into a fresh user folder, in a process of its own, and does what an artist does: generates a head,
-edits a region, bakes the expressions, fits a scan and generates an artist mesh. This proves that the
+edits a region, bakes the expressions, fits a scan and generates an artist mesh (with its eyes, teeth,
+gums and lashes, which go when the head is deleted). This proves that the
 add-on needs nothing a stock Blender lacks, on every path (the test process itself has the dev venv's
 packages, so it cannot see what the zip lacks), and that Blender exits cleanly afterwards. The command
 line's runtime verbs (python -m imhead) run there too. The virtualenvs are made once and kept in .cache/.
@@ -66,6 +67,13 @@ result["fitted_location"] = list(fitted.matrix_world.translation)
 result["artist"] = sorted(bpy.ops.imhead.generate(seed=6, topology='ARTIST'))
 artist = bpy.context.active_object.data
 result["artist_mesh"] = [len(artist.vertices), len(artist.polygons), [layer.name for layer in artist.uv_layers]]
+parts = [obj for obj in bpy.context.active_object.children if "imhead_part" in obj]
+result["artist_parts"] = sorted([obj["imhead_part"], len(obj.data.vertices), len(obj.data.polygons)] for obj in parts)
+result["part_materials"] = sorted({obj.data.materials[0].name for obj in parts})
+bpy.data.objects.remove(bpy.context.active_object)
+bpy.context.view_layer.update()
+result["parts_left"] = [len([obj for obj in bpy.data.objects if "imhead_part" in obj]),
+                        len([m for m in bpy.data.materials if m.name.startswith("imHead")])]
 result["python"] = list(sys.version_info[:2])
 result["numpy"] = np.__version__
 result["heavy_modules"] = sorted({name.split(".")[0] for name in sys.modules} & {"torch", "scipy", "skimage", "igl"})
@@ -96,6 +104,10 @@ def test_the_zip_generates_edits_bakes_and_fits_in_a_stock_blender(stock_blender
     assert all(0.1 < size < 0.5 for size in result["fitted_dimensions"]), result["fitted_dimensions"]
     assert max(abs(a - b) for a, b in zip(result["fitted_location"], (0.3, -0.2, 1.1))) < 0.1
     assert result["artist"] == ["FINISHED"] and result["artist_mesh"] == [14062, 14034, ["UVMap"]]
+    assert result["artist_parts"] == [["eyeball_l", 1570, 1598], ["eyeball_r", 1570, 1598], ["gums_tongue", 2977, 2972],
+                                      ["lashes_l", 684, 540], ["lashes_r", 684, 540], ["teeth", 4412, 4490]]
+    assert result["part_materials"] == ["imHead Eye", "imHead Eyelashes", "imHead Gums and Tongue", "imHead Teeth"]
+    assert result["parts_left"] == [0, 0]  # removed with their head
 
 
 def test_the_runtime_verbs_run_without_torch(stock_blender_python, tiny_model, tmp_path):

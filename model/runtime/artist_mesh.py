@@ -19,11 +19,22 @@ quads, one open loop at the bottom of the neck) is
 3. held at the neck: the learned neck may end anywhere (the bundled model's runs on into the meshing
    box; a model trained on cut necks has a cap). The NECK_RINGS rings of vertices above the open loop
    move only across the neck's axis, so they cannot slide onto a cap; where no surface is within reach
-   across the axis they keep their placed positions.
+   across the axis they keep their placed positions. The rings above them up to NECK_AXIS_RING follow
+   the field's gradient along the axis more ring by ring, so that on a sloping neck they do not slide
+   down onto the held rings.
 An edited head (region edits) is its unedited artist mesh refitted (steps 2 and 3 from there) where the
 edit reaches, the rest pinned: an edit moves no vertex beyond its fade.
+
+The ICT parts beyond the skin (PARTS: eyeballs, teeth, gums and tongue, lashes; artist_topology/
+ict_parts.npz) go with it, each its own mesh, not conformed (the field has no surface of its own for
+them: the eyeballs' fronts are part of the learned surface, the rest lies in the mouth and sockets).
+They are carried by the keypoint placement of step 1 (the same affine map and spline; from the edited
+head's keypoints for an edited head), then by the conforming's moves of the skin near them: each
+vertex moves by the weighted mean move of its ANCHORS nearest skin vertices on the template, so the
+eyeballs stay behind the lids that were laid onto the surface and the lashes' roots on them.
 """
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,6 +46,13 @@ from .frame import MM
 
 TOPOLOGY_DIR = Path(__file__).with_name("artist_topology")
 TOPOLOGY_PATH = TOPOLOGY_DIR / "ict_skin.npz"
+PARTS_PATH = TOPOLOGY_DIR / "ict_parts.npz"
+# The ICT Face Model's parts that go with the artist mesh, each its own mesh (ICT's part names).
+PARTS = ("eyeball_l", "eyeball_r", "teeth", "gums_tongue", "lashes_l", "lashes_r")
+# A part's vertex follows the moves of its ANCHORS nearest skin vertices (on the template), weighted by
+# exp(-(d^2 - d_nearest^2) / (2 ANCHOR_SIGMA^2)), d their distances (model units): smooth over a part.
+ANCHORS = 8
+ANCHOR_SIGMA = 5 * MM
 
 PROJECTIONS = 4
 # Longest Newton step, model units: the placed template lies within a few millimetres of the surface; a
@@ -45,7 +63,8 @@ MAX_STEP = 5 * MM
 GRADIENT_STEP = 0.25 * MM
 RELAX_SWEEPS = 3
 RELAX_RATE = 0.5
-# Rings of vertices above the neck's open loop that move only across the neck's axis.
+# Rings of vertices above the neck's open loop that move only across the neck's axis (and the rings up to
+# NECK_AXIS_RING that move along it only in part).
 NECK_RINGS = 3
 # The neck's axis: from the open loop's centroid to the centroid of the ring this many edges above it.
 NECK_AXIS_RING = 8
@@ -100,11 +119,41 @@ def load_topology():
 
 
 @dataclass(frozen=True)
+class PartMesh:
+    """One of the PARTS: vertices (V, 3) float32 model frame; faces (F, 4) int32, quads and triangles (a
+    triangle's fourth corner -1), outward wound; face_uv (F, 4) int32 into uv (U, 2) float32 (UDIM), -1
+    where faces is; anchors (V, ANCHORS) int16, the skin vertices whose moves each vertex follows, with
+    anchor_weights (V, ANCHORS) float16. Read like meshing.SurfaceMesh, with UVs per face corner besides."""
+    vertices: np.ndarray
+    faces: np.ndarray
+    face_uv: np.ndarray
+    uv: np.ndarray
+    anchors: np.ndarray
+    anchor_weights: np.ndarray
+
+    @property
+    def corner_uv(self):
+        """(corners, 2) float32: the UV of every face corner, in the faces' order."""
+        return self.uv[self.face_uv[self.faces >= 0]]
+
+
+@lru_cache(maxsize=1)
+def load_parts():
+    """The shipped PARTS' templates: {part name: PartMesh} (read once)."""
+    with np.load(PARTS_PATH) as data:
+        return {part: PartMesh(*(data[f"{part}_{key}"] for key in ("vertices", "faces", "face_uv", "uv", "anchors",
+                                                                    "anchor_weights")))
+                for part in PARTS}
+
+
+@dataclass(frozen=True)
 class ArtistMesh:
-    """A head's artist mesh: vertices (V, 3) float32 in the model frame, the topology's quads and UVs.
-    Read like meshing.SurfaceMesh (vertices, faces), with UVs per face corner besides."""
+    """A head's artist mesh: vertices (V, 3) float32 in the model frame, the topology's quads and UVs, and
+    the head's PARTS ({part name: PartMesh}, placed). Read like meshing.SurfaceMesh (vertices, faces),
+    with UVs per face corner besides."""
     vertices: np.ndarray
     topology: ArtistTopology
+    parts: dict = dataclasses.field(default_factory=dict)
 
     @property
     def faces(self):
@@ -211,6 +260,15 @@ def place_template(template, template_keypoints, keypoints):
     return (points_h @ (affine + extra_affine) + spline).astype(np.float32)
 
 
+def place_parts(template_keypoints, keypoints, skin_moves):
+    """The PARTS ({part name: PartMesh}) carried by the placement that takes template_keypoints (K, 3)
+    to `keypoints` (K, 3) (place_template's), then by skin_moves (V, 3): how far the conforming moved each
+    skin vertex from that placement."""
+    return {part: replace(mesh, vertices=place_template(mesh.vertices, template_keypoints, keypoints)
+                          + np.einsum("va,vad->vd", mesh.anchor_weights, skin_moves[mesh.anchors]))
+            for part, mesh in load_parts().items()}
+
+
 def field_gradient(field, points, values):
     """(N, 3) forward-difference gradient of `field` at points (N, 3) whose values (N,) are known."""
     shifted = points[None] + np.float32(GRADIENT_STEP) * np.eye(3, dtype=np.float32)[:, None]
@@ -249,16 +307,18 @@ def conform(field, keypoints, template_keypoint_vertices, topology=None):
     """The artist mesh (ArtistMesh) of the head whose signed distance is field((N, 3)) -> (N,) and whose
     keypoints are (K, 3), model frame; template_keypoint_vertices (K,): the template vertex of each."""
     topology = topology or load_topology()
-    template = topology.vertices
-    placed = place_template(template, template[np.asarray(template_keypoint_vertices)], keypoints)
-    return ArtistMesh(vertices=_settle(field, placed, topology, np.zeros(len(placed), bool)), topology=topology)
+    template_keypoints = topology.vertices[np.asarray(template_keypoint_vertices)]
+    placed = place_template(topology.vertices, template_keypoints, keypoints)
+    vertices = _settle(field, placed, topology, np.zeros(len(placed), bool))
+    return ArtistMesh(vertices=vertices, topology=topology,
+                      parts=place_parts(template_keypoints, keypoints, vertices - placed))
 
 
 def refit(field, mesh, pinned):
     """`mesh` (an ArtistMesh) moved onto the surface of `field` where pinned (V,) is False, keeping its
-    own proportions: for an edit, which changes the surface only where it does not pin the mesh."""
-    return ArtistMesh(vertices=_settle(field, mesh.vertices, mesh.topology, np.asarray(pinned, bool)),
-                      topology=mesh.topology)
+    own proportions: for an edit, which changes the surface only where it does not pin the mesh. Its
+    parts stay as they are."""
+    return replace(mesh, vertices=_settle(field, mesh.vertices, mesh.topology, np.asarray(pinned, bool)))
 
 
 def _settle(field, start, topology, pinned):
@@ -266,8 +326,13 @@ def _settle(field, start, topology, pinned):
     rings = neck_rings(topology)
     axis = start[rings[NECK_AXIS_RING]].mean(0) - start[rings[0]].mean(0)
     axis /= np.linalg.norm(axis)
-    along_axis = np.zeros(len(start), bool)
-    along_axis[np.concatenate(rings[:NECK_RINGS])] = True
+    # How much of the field's gradient along the neck's axis each vertex follows: none on the NECK_RINGS
+    # rings, then more ring by ring up to all of it from ring NECK_AXIS_RING on. Rings that followed all
+    # of it would slide down a neck that slopes (the front of a neck whose surface faces forward and up)
+    # onto the rings that move only across the axis, and turn the quads between them over.
+    axis_share = np.ones(len(start), np.float32)
+    for ring in range(NECK_AXIS_RING):
+        axis_share[rings[ring]] = max(0, ring - NECK_RINGS + 1) / (NECK_AXIS_RING - NECK_RINGS + 1)
     neighbours = _Neighbours(topology.edges, len(start))
     soundness = QuadSoundness(start, topology)
     offsets = neighbours.laplacian(start)  # the start's own proportions, kept by the relaxation
@@ -284,13 +349,13 @@ def _settle(field, start, topology, pinned):
 
     def aim(vertices, values):
         gradient = field_gradient(field, x[vertices], values)
-        neck = along_axis[vertices]
-        gradient[neck] -= (gradient[neck] @ axis)[:, None] * axis
-        length = np.linalg.norm(gradient, axis=1)
+        aimed = gradient - ((1 - axis_share[vertices]) * (gradient @ axis))[:, None] * axis
+        length = np.linalg.norm(aimed, axis=1)
         # Where the gradient vanishes (or, at the neck, points along the axis) there is no step to take.
         movable = length > MIN_SLOPE
-        direction[vertices] = np.where(movable[:, None], gradient / np.maximum(length, 1e-12)[:, None], 0.0)
-        slope[vertices] = np.where(movable, length, 1.0)
+        unit = aimed / np.maximum(length, 1e-12)[:, None]
+        direction[vertices] = np.where(movable[:, None], unit, 0.0)
+        slope[vertices] = np.where(movable, np.einsum("ij,ij->i", gradient, unit), 1.0)
 
     values = np.zeros(len(x), np.float32)
     if len(on) == 0:
@@ -328,7 +393,8 @@ def _settle(field, start, topology, pinned):
 def head_artist_mesh(model, identity, local_offsets=None):
     """The artist mesh of a head of `model` (a HeadModel) in its neutral expression, with region edits
     local_offsets (K, L) or none. An edited head is the unedited one refitted where the edit reaches
-    (editing.edit_share > 0), so that no vertex beyond the edit's fade moves."""
+    (editing.edit_share > 0), so that no vertex beyond the edit's fade moves; its parts are placed by
+    the edited head's keypoints and follow its refitted skin."""
     def field(offsets):
         function = model.sdf_function(identity, local_offsets=offsets)
         return lambda points: parallel.in_batches(function, points)
@@ -338,4 +404,8 @@ def head_artist_mesh(model, identity, local_offsets=None):
     if local_offsets is None or not np.any(local_offsets):
         return mesh
     share = edit_share(model, mesh.vertices, identity, local_offsets)
-    return refit(field(local_offsets), mesh, pinned=share == 0)
+    edited = refit(field(local_offsets), mesh, pinned=share == 0)
+    template = mesh.topology.vertices
+    keypoints = model.keypoints(identity, local_offsets)
+    placed = place_template(template, template[keypoint_vertices], keypoints)
+    return replace(edited, parts=place_parts(template[keypoint_vertices], keypoints, edited.vertices - placed))

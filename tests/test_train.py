@@ -169,3 +169,15 @@ def test_a_checkpoint_of_one_process_resumes_in_two(tmp_path, straight_runs):
     train_module.train_distributed(tiny_config(20, checkpoint_every=5), tmp_path / "m.npz", 2)
     assert not (tmp_path / "m.checkpoint.pt").exists()
     assert largest_difference(weights(straight_runs[1]), weights(tmp_path / "m.npz")) < 0.05
+
+
+def test_the_eta_counts_only_the_steps_of_this_run(capsys):
+    report = train_module.progress_printer()
+    time.sleep(1.0)  # the data set being built or loaded before the first step
+    report(1501, 20000, {"surface": 0.1})
+    time.sleep(0.01)
+    report(1600, 20000, {"surface": 0.1})  # a printed step of a run resumed at step 1,500
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("step 1600/20000") and "surface=0.1" in line
+    eta = float(line.split("eta ")[1].split("s")[0])
+    assert eta < 20  # timed from step 1501: about 2 s here; timed from the printer's start it read 186 s

@@ -454,19 +454,22 @@ def main(argv=None):
 
 
 def progress_printer():
-    """progress(step, steps, losses) that prints a line about 200 times a run: time spent, ETA, losses."""
-    start, first_step = time.perf_counter(), None
+    """progress(step, steps, losses) that prints a line about 200 times a run: time spent on the steps,
+    ETA, losses. Timed from the first step reported, so that building or loading the data set and a
+    resumed run's earlier steps do not count (a resumed v2 run once printed a 9-day ETA)."""
+    start = first_step = None
 
     def report(step, steps, losses):
-        nonlocal first_step
-        first_step = step - 1 if first_step is None else first_step
+        nonlocal start, first_step
+        if start is None:
+            start, first_step = time.perf_counter(), step
         every = max(1, steps // 200)
         if step % every and step != steps:
             return
         spent = time.perf_counter() - start
-        eta = spent / (step - first_step) * (steps - step)
+        eta = f"{spent / (step - first_step) * (steps - step):.0f}s" if step > first_step else "--"
         shown = " ".join(f"{k}={v:.4g}" for k, v in losses.items())
-        print(f"step {step}/{steps}  {spent:.0f}s  eta {eta:.0f}s  {shown}", flush=True)
+        print(f"step {step}/{steps}  {spent:.0f}s  eta {eta}  {shown}", flush=True)
     return report
 
 

@@ -22,24 +22,22 @@ def load_script(name):
     return module
 
 
-def test_the_shipped_topology_is_the_ict_skin_as_derived_from_the_vendored_data():
-    derived = load_script("make_artist_topology").skin_topology()
-    with np.load(artist_mesh.TOPOLOGY_PATH) as shipped:
+def assert_shipped_as_derived(path, derived):
+    with np.load(path) as shipped:
         assert set(shipped.files) == set(derived)
         for name, values in derived.items():
             np.testing.assert_array_equal(shipped[name], values, err_msg=name)
             assert shipped[name].dtype == values.dtype
+
+
+def test_the_shipped_topology_is_the_ict_skin_as_derived_from_the_vendored_data():
+    assert_shipped_as_derived(artist_mesh.TOPOLOGY_PATH, load_script("make_artist_topology").skin_topology())
     licence = (artist_mesh.TOPOLOGY_DIR / "ICT-FACE-MODEL-LICENSE.txt").read_text()
     assert "MIT" in licence or "Permission is hereby granted" in licence
 
 
 def test_the_shipped_parts_are_the_ict_eyes_teeth_gums_and_lashes_as_derived_from_the_vendored_data():
-    derived = load_script("make_artist_topology").parts_topology()
-    with np.load(artist_mesh.PARTS_PATH) as shipped:
-        assert set(shipped.files) == set(derived)
-        for name, values in derived.items():
-            np.testing.assert_array_equal(shipped[name], values, err_msg=name)
-            assert shipped[name].dtype == values.dtype
+    assert_shipped_as_derived(artist_mesh.PARTS_PATH, load_script("make_artist_topology").parts_topology())
     parts = artist_mesh.load_parts()
     assert list(parts) == ["eyeball_l", "eyeball_r", "teeth", "gums_tongue", "lashes_l", "lashes_r"]
     for part in parts.values():

@@ -55,20 +55,30 @@ def studio(bpy, surfaces):
     return head, meshes
 
 
-def render_views(bpy, head, mesh_views, folder):
-    """Render each (mesh, view) pair; returns the images as Pillow RGB images."""
+def setup_tiles(bpy, folder):
+    """The demo's Cycles set-up at the pictures' samples, exposure and tile size, writing into `folder`."""
     scene = bpy.context.scene
     setup_render(bpy, folder / "view.png")
     scene.cycles.samples = SAMPLES
     scene.view_settings.exposure = -0.5  # the demo's lights bleach the skin at a glance-sized tile
     scene.render.resolution_x = scene.render.resolution_y = TILE_PX
+
+
+def render_still(bpy, path):
+    """Render the scene to `path`; returns the image as a Pillow RGB image."""
+    bpy.context.scene.render.filepath = str(path)
+    bpy.ops.render.render(write_still=True)
+    return Image.open(path).convert("RGB")
+
+
+def render_views(bpy, head, mesh_views, folder):
+    """Render each (mesh, view) pair; returns the images as Pillow RGB images."""
+    setup_tiles(bpy, folder)
     images = []
     for i, (mesh, view) in enumerate(mesh_views):
         head.data = mesh
         head.rotation_euler = (0.0, 0.0, math.radians(VIEWS[view]))
-        scene.render.filepath = str(folder / f"view-{i}.png")
-        bpy.ops.render.render(write_still=True)
-        images.append(Image.open(scene.render.filepath).convert("RGB"))
+        images.append(render_still(bpy, folder / f"view-{i}.png"))
     return images
 
 

@@ -53,8 +53,13 @@ def render_row(bpy, surfaces, folder, crop=(0.0, 0.0, 1.0, 1.0)):
     the frame) and resized to TILE_PX tiles."""
     head, meshes = studio(bpy, [(name, model_to_blender(vertices), faces) for name, vertices, faces in surfaces])
     images = render_views(bpy, head, [(mesh, "three quarters") for mesh in meshes], folder)
-    return [image.crop(tuple(round(f * size) for f, size in zip(crop, image.size * 2)))
-            .resize((TILE_PX, TILE_PX), Image.LANCZOS) for image in images]
+    return [tile(image, crop) for image in images]
+
+
+def tile(image, crop=(0.0, 0.0, 1.0, 1.0)):
+    """The `crop` of a render (fractions of the frame), resized to a TILE_PX tile."""
+    return image.crop(tuple(round(f * size) for f, size in zip(crop, image.size * 2))).resize((TILE_PX, TILE_PX),
+                                                                                              Image.LANCZOS)
 
 
 def random_heads(bpy, model, folder):

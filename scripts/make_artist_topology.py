@@ -19,8 +19,7 @@ and `<part>_anchor_weights` (V, ANCHORS) float16, their weights exp(-(d^2 - d_ne
 (sigma artist_mesh.ANCHOR_SIGMA), summing to 1; `<part>_expressions` (E, V, 3) float16, the part's
 vertices' offsets at weight 1 (model units, model frame) of the `expression_names` (E,), ICT's 53
 ARKit-named expressions: ICT's own shapes of the part (the lower teeth and tongue open with jawOpen, the
-lashes close with eyeBlink), and for the eyeballs, which ICT's shapes leave still, eyeLook* turning each
-by artist_mesh.EYE_TURN_DEGREES about its centroid. ICT's lacrimal, eye-blend and
+lashes close with eyeBlink; the eyeballs' are zero: artist_mesh turns them). ICT's lacrimal, eye-blend and
 eye-occlusion shells (render helpers of its eyes) are left out. The ICT licence (MIT) is copied beside
 them.
 """
@@ -35,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from model.data.data_paths import ICT_SOURCE, data_file, ict_model_path  # noqa: E402
 from model.data.heads import N_EXPRESSION, SKIN_PARTS  # noqa: E402
-from model.runtime.artist_mesh import (ANCHOR_SIGMA, ANCHORS, EYE_TURN_DEGREES, PARTS, PARTS_PATH,  # noqa: E402
-                                       TOPOLOGY_DIR, TOPOLOGY_PATH)
+from model.runtime.artist_mesh import (ANCHOR_SIGMA, ANCHORS, PARTS, PARTS_PATH, TOPOLOGY_DIR,  # noqa: E402
+                                       TOPOLOGY_PATH)
 from model.runtime.frame import MM, MODEL_UNIT_M, ict_to_model, ict_vectors_to_model  # noqa: E402
 
 
@@ -81,30 +80,6 @@ def skin_anchors(skin, points):
     return np.concatenate(anchors).astype(np.int16), (weights / weights.sum(1, keepdims=True)).astype(np.float16)
 
 
-def eye_turns(vertices, side, names):
-    """(E, V, 3) offsets of an eyeball's vertices (V, 3, model frame; side "L" or "R") under the
-    expressions `names`: eyeLookOut/In/Up/Down_<side> turn it by EYE_TURN_DEGREES about its centroid
-    (out is toward its own side: +x for the left eye; the face looks toward -y), the others not."""
-    out = 1.0 if side == "L" else -1.0
-    angle = np.radians(EYE_TURN_DEGREES)
-    cos, sin = np.cos(angle), np.sin(angle)
-
-    def yaw(sign):  # about z: the front (0, -1, 0) toward sign * x
-        return np.array([[cos, -sign * sin, 0], [sign * sin, cos, 0], [0, 0, 1]])
-
-    def pitch(sign):  # about x: the front toward sign * z
-        return np.array([[1, 0, 0], [0, cos, sign * sin], [0, -sign * sin, cos]])
-
-    turns = {f"eyeLookOut_{side}": yaw(out), f"eyeLookIn_{side}": yaw(-out), f"eyeLookUp_{side}": pitch(1),
-             f"eyeLookDown_{side}": pitch(-1)}
-    points = vertices.astype(np.float64)
-    centred = points - points.mean(0)
-    shapes = np.zeros((len(names), *points.shape))
-    for name, turn in turns.items():
-        shapes[names.index(name)] = centred @ turn.T - centred
-    return shapes
-
-
 def parts_topology():
     """The arrays of ict_parts.npz, from the ICT model and topology files."""
     with np.load(ict_model_path()) as ict:
@@ -129,11 +104,8 @@ def parts_topology():
         arrays[f"{part}_faces"] = np.where(corner[inside], faces - first, -1).astype(np.int32)
         arrays[f"{part}_face_uv"] = face_uv
         arrays[f"{part}_uv"] = uv[used_uv].astype(np.float32)
-        if part.startswith("eyeball"):
-            shapes = eye_turns(arrays[f"{part}_vertices"], part[-1].upper(), expression_names.tolist())
-        else:
-            shapes = ict_vectors_to_model(expression_basis[:, first:last + 1].astype(np.float32)) * (0.01 / MODEL_UNIT_M)
-        arrays[f"{part}_expressions"] = shapes.astype(np.float16)
+        shapes_cm = expression_basis[:, first:last + 1].astype(np.float32)
+        arrays[f"{part}_expressions"] = (ict_vectors_to_model(shapes_cm) * (0.01 / MODEL_UNIT_M)).astype(np.float16)
     return arrays
 
 

@@ -72,6 +72,16 @@ def test_a_parts_expression_offsets_are_icts_shapes_turned_and_scaled_with_its_p
     reordered = artist_mesh.part_expression_offsets("teeth", placed, ["noSuchShape", "jawOpen"], [[1.0, 1.0]])
     np.testing.assert_allclose(reordered[0], offsets[0], atol=1e-6)
 
+    # eyeLookOut_L turns the left eyeball rigidly, out (+x) by EYE_TURN_DEGREES, in the head's turned frame.
+    eye = artist_mesh.load_parts()["eyeball_l"].vertices
+    placed = eye @ turn.T + np.array([0.1, -0.2, 0.05])
+    (look,) = artist_mesh.part_expression_offsets("eyeball_l", placed, ["eyeLookOut_L", "jawOpen"], [[1.0, 1.0]])
+    angle = np.radians(artist_mesh.EYE_TURN_DEGREES)
+    out = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    centred = placed - placed.mean(0)
+    np.testing.assert_allclose(look, centred @ (turn / 1.1) @ out.T @ (turn / 1.1).T - centred, atol=1e-5)
+    assert not artist_mesh.part_expression_offsets("eyeball_r", placed, ["eyeLookOut_L"], [[1.0]]).any()
+
 
 def test_the_topology_is_one_quad_surface_with_the_neck_open_and_udim_uvs():
     topology = artist_mesh.load_topology()

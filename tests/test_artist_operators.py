@@ -32,12 +32,12 @@ EYE_OUTSIDE_MM, LASHES_OUTSIDE_MM, LASH_ROOTS_MM, MOUTH_GAP_MM = 1.5, 13.0, 0.1,
 # (23.7 mm on average), the tongue and lower gums by 21.1 mm on average, and moves no upper tooth (0.0 mm);
 # eyeBlink_L closes the left lashes (the upper half's height over the lower half's from 8.77 to 0.01 mm),
 # their roots staying on the head's own blinked lids (at most 2.62 mm from its nearest vertex, 0.50 mm
-# unblinked), and moves the right ones 0.007 mm at most; eyeLookOut_L turns the left eyeball 29.2 degrees
-# (30 on the template: the placement's non-rigid part), rigid within 1.39 mm, the right one not at all.
+# unblinked), and moves the right ones 0.007 mm at most; eyeLookOut_L turns the left eyeball by 30.0 degrees
+# (artist_mesh.EYE_TURN_DEGREES), rigid within 0.0001 mm, its front 6.0 mm out, the right one not at all.
 UPPER_TEETH_VERTICES = 2208
 LOWER_TEETH_DROP_MM, UPPER_TEETH_MOVE_MM, TONGUE_DROP_MM = 12.0, 0.01, 20.0
 LASHES_CLOSE_MM, LASH_ROOTS_ON_LID_MM, OTHER_SIDE_MM = 8.0, 3.0, 0.02
-EYE_TURN_DEGREES, EYE_OFF_RIGID_MM = 28.0, 1.5
+EYE_TURN_DEGREES, EYE_OFF_RIGID_MM = 29.9, 0.01
 RESOLUTION = 32  # Preview and Final of the implicit meshes here: only their topology matters
 
 

@@ -57,9 +57,9 @@ PARTS = ("eyeball_l", "eyeball_r", "teeth", "gums_tongue", "lashes_l", "lashes_r
 # exp(-(d^2 - d_nearest^2) / (2 ANCHOR_SIGMA^2)), d their distances (model units): smooth over a part.
 ANCHORS = 8
 ANCHOR_SIGMA = 5 * MM
-# ICT's expression shapes do not turn its eyeballs (its rig turns them): the shipped eyeLookIn/Out/Up/
-# Down shapes of an eyeball turn it by this much about its centroid (a chosen gaze range, an eye turns
-# about 30-45 degrees), as a linear key (a half value turns it half as far, 3 % closer to its centre).
+# ICT's expression shapes do not turn its eyeballs (its rig turns them): eyeLookIn/Out/Up/Down turn an
+# eyeball by this much about its centroid (a chosen gaze range: an eye turns about 30-45 degrees), as a
+# linear key (a half value moves it half the turn's chord: 3 % nearer its centre at most).
 EYE_TURN_DEGREES = 30.0
 
 PROJECTIONS = 4
@@ -131,8 +131,8 @@ class PartMesh:
     """One of the PARTS: vertices (V, 3) float32 model frame; faces (F, 4) int32, quads and triangles (a
     triangle's fourth corner -1), outward wound; face_uv (F, 4) int32 into uv (U, 2) float32 (UDIM), -1
     where faces is; anchors (V, ANCHORS) int16, the skin vertices whose moves each vertex follows, with
-    anchor_weights (V, ANCHORS) float16; expressions (E, V, 3) float16, the template's offsets at weight 1
-    of the expressions part_expression_names() (ICT's shapes; the eyeballs' turns). Read like meshing.SurfaceMesh, with UVs
+    anchor_weights (V, ANCHORS) float16; expressions (E, V, 3) float16, ICT's shapes of the template (its
+    offsets at weight 1) for the expressions part_expression_names(). Read like meshing.SurfaceMesh, with UVs
     per face corner besides."""
     vertices: np.ndarray
     faces: np.ndarray
@@ -169,10 +169,13 @@ def part_expression_offsets(part, placed, names, weights):
     (W, V, 3) float32 offsets for weights (W, len(names)) over the expressions `names` (those ICT has no
     shape for move no part). ICT's shapes of the part are carried by the linear part of the affine map
     that best takes the part's template onto `placed`: its placement's (a part is small against the
-    spline's bend), so the shapes scale and turn with the head."""
+    spline's bend), so the shapes scale and turn with the head. An eyeball's eyeLook* turn it rigidly
+    (eye_turn) about its centroid, in the frame that map turns the template to."""
     mesh = load_parts()[part]
+    placed = np.asarray(placed, np.float64)
     template = np.concatenate([mesh.vertices, np.ones((len(mesh.vertices), 1), np.float32)], 1)
-    affine, *_ = np.linalg.lstsq(template.astype(np.float64), np.asarray(placed, np.float64), rcond=None)
+    affine, *_ = np.linalg.lstsq(template.astype(np.float64), placed, rcond=None)
+    linear = affine[:3]  # row vectors: placed ~ template @ linear + affine[3]
     weights = np.asarray(weights, np.float32)
     index = {name: i for i, name in enumerate(part_expression_names())}
     ict_weights = np.zeros((len(weights), len(index)), np.float32)
@@ -180,7 +183,35 @@ def part_expression_offsets(part, placed, names, weights):
         if name in index:
             ict_weights[:, index[name]] = weights[:, column]
     shapes = np.tensordot(ict_weights, mesh.expressions.astype(np.float32), axes=1)  # (W, V, 3)
-    return shapes @ affine[:3].astype(np.float32)
+    offsets = shapes @ linear.astype(np.float32)
+    u, _, vt = np.linalg.svd(linear)
+    frame = u @ vt  # the rotation nearest the linear part: the template's axes as the head has them
+    centred = placed - placed.mean(0)
+    for column, name in enumerate(names):
+        turn = eye_turn(part, name)
+        if turn is not None:
+            moved = centred @ (frame.T @ turn.T @ frame) - centred
+            offsets += weights[:, column, None, None] * moved.astype(np.float32)
+    return offsets
+
+
+def eye_turn(part, name):
+    """The rotation (3, 3, template frame, acting on column vectors) of an eyeball `part` under the
+    expression `name` at weight 1, or None: eyeLookOut/In/Up/Down_<side> turn its front (the face looks
+    toward -y) by EYE_TURN_DEGREES out (toward its own side: +x for the left eye), in, up (+z) or down."""
+    side = {"eyeball_l": "L", "eyeball_r": "R"}.get(part)
+    if side is None:
+        return None
+    out = 1.0 if side == "L" else -1.0
+    toward = {f"eyeLookOut_{side}": ("x", out), f"eyeLookIn_{side}": ("x", -out), f"eyeLookUp_{side}": ("z", 1.0),
+              f"eyeLookDown_{side}": ("z", -1.0)}
+    if name not in toward:
+        return None
+    axis, sign = toward[name]
+    cos, sin = np.cos(np.radians(EYE_TURN_DEGREES)), sign * np.sin(np.radians(EYE_TURN_DEGREES))
+    if axis == "x":  # about z: the front (0, -1, 0) to (sin, -cos, 0)
+        return np.array([[cos, -sin, 0], [sin, cos, 0], [0, 0, 1]])
+    return np.array([[1, 0, 0], [0, cos, sin], [0, -sin, cos]])  # about x: the front to (0, -cos, sin)
 
 
 @dataclass(frozen=True)

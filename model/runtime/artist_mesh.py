@@ -33,8 +33,8 @@ head's keypoints for an edited head), then by the conforming's moves of the skin
 vertex moves by the weighted mean move of its ANCHORS nearest skin vertices on the template, so the
 eyeballs stay behind the lids that were laid onto the surface and the lashes' roots on them.
 Under the expressions they move by ICT's own expression shapes of them (the lower teeth and tongue
-with the jaw, the lashes closing with the lids) and the eyeballs by a turn of EYE_TURN_DEGREES for
-eyeLook* (part_expression_offsets), carried by the linear part of their placement; the skin's
+with the jaw, the lashes closing with the lids), carried by the linear part of their placement, and
+the eyeballs by a rigid turn of EYE_TURN_DEGREES for eyeLook* (part_expression_offsets); the skin's
 expressions are the model's, learned from ICT's.
 """
 import dataclasses

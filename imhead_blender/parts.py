@@ -30,7 +30,8 @@ def part_objects(head):
 
 def install_parts(head, surface):
     """Give `head` the parts of `surface` (an artist_mesh.ArtistMesh's; a marching-cubes surface has none):
-    existing part objects get the new vertices (their topology is fixed), missing ones are made."""
+    existing part objects get the new vertices (their topology is fixed) and lose their expression keys
+    (the head's went with its old mesh: shape_keys.py), missing ones are made."""
     placed = getattr(surface, "parts", {})
     existing = {obj[PART_TAG]: obj for obj in part_objects(head)}
     for name, obj in existing.items():
@@ -41,6 +42,8 @@ def install_parts(head, surface):
         if obj is None:
             _add_part(head, name, part)
         else:
+            if obj.data.shape_keys is not None:
+                obj.shape_key_clear()
             obj.data.vertices.foreach_set("co", model_to_blender(part.vertices).ravel())
             obj.data.update()
             obj[HEAD_TAG] = head.name

@@ -5,6 +5,12 @@ The keys' values are the expression sliders, so they can be keyframed, driven an
 remembers in its `imhead` state what a re-mesh must not lose: the key values ("expression_values"),
 the action animating them (expression_action) and the exact combinations baked as keys of their own
 ("exact_expressions"); expressions_stale says the keys were set aside and must be baked again.
+
+An artist head's parts (parts.py) get keys of the same names, each driven by the head's key of its
+name (a SUM driver, which needs no Python: it runs in files opened without scripts), so that one slider,
+keyframe or import moves skin and parts. Their shapes are ICT's expression shapes of the parts
+(artist_mesh.part_expression_offsets). They are baked with the head's keys and go when the parts get
+new vertices (parts.install_parts), which is when the head's keys go with its old mesh.
 """
 import bpy
 import numpy as np
@@ -13,8 +19,10 @@ from bpy_extras import anim_utils
 from ..model import ImHeadError
 from ..model.runtime import expressions
 from ..model.runtime.animation import read_expression_track, resample
+from ..model.runtime.artist_mesh import part_expression_offsets
 from ..model.runtime.frame import blender_to_model, model_to_blender
 from .heads import read_identity
+from .parts import PART_TAG, part_objects
 
 BASIS_NAME = "Basis"
 # Keyframe interpolation 'LINEAR' as the integer foreach_set takes.
@@ -76,6 +84,7 @@ def bake_expressions(head, model, progress=None):
     for name, positions, value in zip(names + list(exact), solved.positions,
                                       list(values) + [0.0] * len(exact)):
         _write_key(head, name, model_to_blender(positions), value)
+    _write_part_keys(head, names + list(exact), names, weights)
     _restore_animation(head)
     state = head.imhead
     state.expressions_stale = False
@@ -97,6 +106,7 @@ def bake_exact_expression(head, model, name, weights):
     vertices = blender_to_model(_vertices(head.data))
     solved = expressions.inverse_warp(model, read_identity(head), vertices, weights[None])
     _write_key(head, name, model_to_blender(solved.positions[0]), 0.0)
+    _write_part_keys(head, [name], model.expression_names, weights[None])
     state = head.imhead
     if "exact_expressions" not in state:
         state["exact_expressions"] = {}
@@ -104,13 +114,38 @@ def bake_exact_expression(head, model, name, weights):
     return solved.residual_summary_mm()
 
 
-def _write_key(head, name, positions, value):
-    if head.data.shape_keys is None:
-        head.shape_key_add(name=BASIS_NAME, from_mix=False)
-    key = head.data.shape_keys.key_blocks.get(name) or head.shape_key_add(name=name, from_mix=False)
+def _write_key(obj, name, positions, value):
+    """The shape key `name` of the mesh object `obj` (made, after a basis, if missing) at positions (V, 3)."""
+    if obj.data.shape_keys is None:
+        obj.shape_key_add(name=BASIS_NAME, from_mix=False)
+    key = obj.data.shape_keys.key_blocks.get(name) or obj.shape_key_add(name=name, from_mix=False)
     key.data.foreach_set("co", np.ascontiguousarray(positions, np.float32).ravel())
     key.value = float(value)  # Blender 5.0 creates keys at 1.0
     key.slider_min, key.slider_max = 0.0, 1.0
+    return key
+
+
+def _write_part_keys(head, key_names, expression_names, weights):
+    """Give each of the head's parts the keys key_names, of the expression combinations weights
+    (len(key_names), len(expression_names)), each driven by the head's key of its name."""
+    for part in part_objects(head):
+        neutral = _vertices(part.data)
+        offsets = part_expression_offsets(part[PART_TAG], blender_to_model(neutral), expression_names, weights)
+        for name, offset in zip(key_names, offsets):
+            _drive_by_head(_write_key(part, name, neutral + model_to_blender(offset), 0.0), head)
+
+
+def _drive_by_head(key, head):
+    """Drive the key block `key`'s value by the head's key of its name (replacing an earlier driver)."""
+    key.driver_remove("value")
+    driver = key.driver_add("value").driver
+    driver.type = 'SUM'
+    variable = driver.variables.new()
+    variable.type = 'SINGLE_PROP'
+    target = variable.targets[0]
+    target.id_type = 'KEY'
+    target.id = head.data.shape_keys
+    target.data_path = f'key_blocks["{bpy.utils.escape_identifier(key.name)}"].value'
 
 
 def set_aside_expressions(head, model):

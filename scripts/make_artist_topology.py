@@ -16,8 +16,12 @@ polygons (quads, and triangles whose fourth corner is -1) into the part's own ve
 (F, 4) int32 into `<part>_uv` (U, 2) float32, UDIM (-1 where the face has no fourth corner);
 `<part>_anchors` (V, artist_mesh.ANCHORS) int16, the skin vertices nearest each vertex on the template,
 and `<part>_anchor_weights` (V, ANCHORS) float16, their weights exp(-(d^2 - d_nearest^2) / (2 sigma^2))
-(sigma artist_mesh.ANCHOR_SIGMA), summing to 1. ICT's lacrimal, eye-blend and eye-occlusion shells
-(render helpers of its eyes) are left out. The ICT licence (MIT) is copied beside them.
+(sigma artist_mesh.ANCHOR_SIGMA), summing to 1; `<part>_expressions` (E, V, 3) float16, the part's
+vertices' offsets at weight 1 (model units, model frame) of the `expression_names` (E,), ICT's 53
+ARKit-named expressions: ICT's own shapes of the part (the lower teeth and tongue open with jawOpen, the
+lashes close with eyeBlink; the eyeballs' are zero: artist_mesh turns them). ICT's lacrimal, eye-blend and
+eye-occlusion shells (render helpers of its eyes) are left out. The ICT licence (MIT) is copied beside
+them.
 """
 import shutil
 import sys
@@ -29,10 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from model.data.data_paths import ICT_SOURCE, data_file, ict_model_path  # noqa: E402
-from model.data.heads import SKIN_PARTS  # noqa: E402
+from model.data.heads import N_EXPRESSION, SKIN_PARTS  # noqa: E402
 from model.runtime.artist_mesh import (ANCHOR_SIGMA, ANCHORS, PARTS, PARTS_PATH, TOPOLOGY_DIR,  # noqa: E402
                                        TOPOLOGY_PATH)
-from model.runtime.frame import MM, ict_to_model  # noqa: E402
+from model.runtime.frame import MM, MODEL_UNIT_M, ict_to_model, ict_vectors_to_model  # noqa: E402
 
 
 def skin_topology():
@@ -82,9 +86,10 @@ def parts_topology():
         ranges = dict(zip([str(n) for n in ict["part_names"]], ict["part_ranges"].tolist()))
         neutral = ict["neutral"]
         skin = ict_to_model(neutral[:ranges[SKIN_PARTS[-1]][1] + 1]).astype(np.float64)
+        expression_basis, expression_names = ict["exp_basis"][:N_EXPRESSION], ict["exp_names"][:N_EXPRESSION]
     with np.load(data_file(ICT_SOURCE, "ict_topology.npz")) as topology:
         polygons, polygon_uv, uv = topology["polygons"], topology["polygon_uv"], topology["uv"]
-    arrays = {}
+    arrays = {"expression_names": expression_names}
     for part in PARTS:
         first, last = ranges[part]
         corner = polygons >= 0  # a triangle's fourth corner is -1, in polygon_uv too
@@ -99,6 +104,8 @@ def parts_topology():
         arrays[f"{part}_faces"] = np.where(corner[inside], faces - first, -1).astype(np.int32)
         arrays[f"{part}_face_uv"] = face_uv
         arrays[f"{part}_uv"] = uv[used_uv].astype(np.float32)
+        shapes_cm = expression_basis[:, first:last + 1].astype(np.float32)
+        arrays[f"{part}_expressions"] = (ict_vectors_to_model(shapes_cm) * (0.01 / MODEL_UNIT_M)).astype(np.float16)
     return arrays
 
 

@@ -48,6 +48,37 @@ def test_the_shipped_parts_are_the_ict_eyes_teeth_gums_and_lashes_as_derived_fro
         assert part.anchors.shape == part.anchor_weights.shape == (len(part.vertices), artist_mesh.ANCHORS)
         assert 0 <= part.anchors.min() and part.anchors.max() < 14062  # skin vertices
         np.testing.assert_allclose(part.anchor_weights.astype(np.float32).sum(1), 1.0, atol=5e-3)
+        assert part.expressions.shape == (53, len(part.vertices), 3)
+    assert len(artist_mesh.part_expression_names()) == 53
+
+
+def test_a_parts_expression_offsets_are_icts_shapes_turned_and_scaled_with_its_placement():
+    teeth = artist_mesh.load_parts()["teeth"]
+    names = list(artist_mesh.part_expression_names())
+    jaw = teeth.expressions[names.index("jawOpen")].astype(np.float32)
+    weights = np.zeros((2, len(names)), np.float32)
+    weights[0, names.index("jawOpen")] = 1.0
+    weights[1, names.index("jawOpen")] = 0.5
+    offsets = artist_mesh.part_expression_offsets("teeth", teeth.vertices, names, weights)
+    np.testing.assert_allclose(offsets, [jaw, 0.5 * jaw], atol=1e-6)
+    angle = np.radians(20)
+    turn = 1.1 * np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    placed = teeth.vertices @ turn.T + np.array([0.1, -0.2, 0.05])
+    offsets = artist_mesh.part_expression_offsets("teeth", placed, names, weights)
+    np.testing.assert_allclose(offsets[0], jaw @ turn.T, atol=1e-5)
+    # Columns are matched by name; a name ICT has no shape for moves nothing.
+    reordered = artist_mesh.part_expression_offsets("teeth", placed, ["noSuchShape", "jawOpen"], [[1.0, 1.0]])
+    np.testing.assert_allclose(reordered[0], offsets[0], atol=1e-6)
+
+    # eyeLookOut_L turns the left eyeball rigidly, out (+x) by EYE_TURN_DEGREES, in the head's turned frame.
+    eye = artist_mesh.load_parts()["eyeball_l"].vertices
+    placed = eye @ turn.T + np.array([0.1, -0.2, 0.05])
+    (look,) = artist_mesh.part_expression_offsets("eyeball_l", placed, ["eyeLookOut_L", "jawOpen"], [[1.0, 1.0]])
+    angle = np.radians(artist_mesh.EYE_TURN_DEGREES)
+    out = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    centred = placed - placed.mean(0)
+    np.testing.assert_allclose(look, centred @ (turn / 1.1) @ out.T @ (turn / 1.1).T - centred, atol=1e-5)
+    assert not artist_mesh.part_expression_offsets("eyeball_r", placed, ["eyeLookOut_L"], [[1.0]]).any()
 
 
 def test_the_topology_is_one_quad_surface_with_the_neck_open_and_udim_uvs():

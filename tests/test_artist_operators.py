@@ -27,6 +27,17 @@ PARTS = {"Eye L": ("imHead Eye", 1570, 1598), "Eye R": ("imHead Eye", 1570, 1598
 # outside the head's solid but enclosed by it; the front teeth show between the lips, within MOUTH_GAP_MM
 # of them.
 EYE_OUTSIDE_MM, LASHES_OUTSIDE_MM, LASH_ROOTS_MM, MOUTH_GAP_MM = 1.5, 13.0, 0.1, 3.0
+# The parts' expression keys on seed 4 (ICT's shapes of them; the eyeballs' turns), measured: jawOpen lowers
+# every lower tooth (ICT's teeth: the upper row's 2,208 vertices, then the lower row's) by 12.96 mm or more
+# (23.7 mm on average), the tongue and lower gums by 21.1 mm on average, and moves no upper tooth (0.0 mm);
+# eyeBlink_L closes the left lashes (the upper half's height over the lower half's from 8.77 to 0.01 mm),
+# their roots staying on the head's own blinked lids (at most 2.62 mm from its nearest vertex, 0.50 mm
+# unblinked), and moves the right ones 0.007 mm at most; eyeLookOut_L turns the left eyeball by 30.0 degrees
+# (artist_mesh.EYE_TURN_DEGREES), rigid within 0.0001 mm, its front 6.0 mm out, the right one not at all.
+UPPER_TEETH_VERTICES = 2208
+LOWER_TEETH_DROP_MM, UPPER_TEETH_MOVE_MM, TONGUE_DROP_MM = 12.0, 0.01, 20.0
+LASHES_CLOSE_MM, LASH_ROOTS_ON_LID_MM, OTHER_SIDE_MM = 8.0, 3.0, 0.02
+EYE_TURN_DEGREES, EYE_OFF_RIGID_MM = 29.9, 0.01
 RESOLUTION = 32  # Preview and Final of the implicit meshes here: only their topology matters
 
 
@@ -206,11 +217,100 @@ def test_expressions_bake_on_the_artist_mesh_through_the_inverse_warp(bundled, b
     # bundled model's warp, which the implicit mesh of the same head shows too (bench/README.md).
 
 
+def evaluated(bpy, obj):
+    """The vertices (V, 3) of `obj`, object space, as its shape keys (and their drivers) show it now."""
+    shown = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    mesh = shown.to_mesh()
+    vertices = coordinates(mesh.vertices)
+    shown.to_mesh_clear()
+    return vertices
+
+
+def part_moves_mm(bpy, head, expression):
+    """{part: (V, 3) moves (mm) of its vertices} from the neutral face when only the head's key
+    `expression` is set (to 1)."""
+    parts = part_objects(head)
+    neutral = {name: evaluated(bpy, obj) for name, obj in parts.items()}
+    head.data.shape_keys.key_blocks[expression].value = 1.0
+    moves = {name: 1000.0 * (evaluated(bpy, obj) - neutral[name]) for name, obj in parts.items()}
+    head.data.shape_keys.key_blocks[expression].value = 0.0
+    return moves
+
+
+def rigid_turn(before, after):
+    """The rotation that best takes the points before (N, 3) onto after, each about its centroid: (its
+    angle in degrees, the largest distance from it left, in the points' unit)."""
+    a, b = before - before.mean(0), after - after.mean(0)
+    u, _, vt = np.linalg.svd(a.T @ b)
+    rotation = (u @ np.diag([1, 1, np.linalg.det(u @ vt)]) @ vt).T
+    angle = np.degrees(np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1)))
+    return angle, np.linalg.norm(a @ rotation.T - b, axis=1).max()
+
+
+def test_the_parts_follow_the_heads_expression_keys_by_drivers_that_survive_a_reload(bpy, baked, tmp_path):
+    names = [block.name for block in baked.data.shape_keys.key_blocks]
+    parts = part_objects(baked)
+    for obj in parts.values():
+        assert [block.name for block in obj.data.shape_keys.key_blocks] == names
+        assert len(obj.data.shape_keys.animation_data.drivers) == len(names) - 1
+    neutral_mm = {name: 1000.0 * coordinates(obj.data.vertices) for name, obj in parts.items()}
+
+    jaw = part_moves_mm(bpy, baked, "jawOpen")
+    lower_teeth = np.arange(len(neutral_mm["Teeth"])) >= UPPER_TEETH_VERTICES
+    assert -jaw["Teeth"][lower_teeth, 2].max() >= LOWER_TEETH_DROP_MM  # every lower tooth goes down
+    assert np.linalg.norm(jaw["Teeth"][~lower_teeth], axis=1).max() <= UPPER_TEETH_MOVE_MM
+    moving = np.linalg.norm(jaw["Gums and Tongue"], axis=1) > 1.0  # the tongue and lower gums
+    assert -jaw["Gums and Tongue"][moving, 2].mean() >= TONGUE_DROP_MM
+    assert not any(jaw[name].any() for name in ("Eye L", "Eye R"))
+
+    blink = part_moves_mm(bpy, baked, "eyeBlink_L")
+    lashes = neutral_mm["Lashes L"]
+    upper = lashes[:, 2] > np.median(lashes[:, 2])
+    gap_before = lashes[upper, 2].mean() - lashes[~upper, 2].mean()
+    closed = lashes + blink["Lashes L"]
+    gap_after = closed[upper, 2].mean() - closed[~upper, 2].mean()
+    assert gap_before - gap_after >= LASHES_CLOSE_MM, (gap_before, gap_after)
+    skin = 1000.0 * evaluated(bpy, baked)
+    roots = np.linalg.norm(skin[nearest(lashes, skin)] - lashes, axis=1) < 0.5  # on the lid
+    baked.data.shape_keys.key_blocks["eyeBlink_L"].value = 1.0
+    blinked_skin = 1000.0 * evaluated(bpy, baked)
+    baked.data.shape_keys.key_blocks["eyeBlink_L"].value = 0.0
+    on_lid = np.linalg.norm(blinked_skin[nearest(closed[roots], blinked_skin)] - closed[roots], axis=1)
+    assert roots.sum() > 50 and on_lid.max() <= LASH_ROOTS_ON_LID_MM, on_lid.max()
+    assert np.abs(blink["Lashes R"]).max() <= OTHER_SIDE_MM
+
+    look = part_moves_mm(bpy, baked, "eyeLookOut_L")
+    eye = neutral_mm["Eye L"]
+    angle, off_rigid = rigid_turn(eye, eye + look["Eye L"])
+    assert angle >= EYE_TURN_DEGREES and off_rigid <= EYE_OFF_RIGID_MM, (angle, off_rigid)
+    front = np.argmin(eye[:, 1])  # the cornea's apex (the face looks toward -y)
+    assert look["Eye L"][front, 0] > 0  # out: toward the head's left (+x)
+    assert np.abs(look["Eye R"]).max() <= OTHER_SIDE_MM
+
+    path = tmp_path / "head.blend"
+    name = baked.name
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    reloaded = part_moves_mm(bpy, bpy.data.objects[name], "jawOpen")
+    np.testing.assert_allclose(reloaded["Teeth"], jaw["Teeth"], atol=1e-3)
+
+
+def test_the_parts_lose_their_keys_with_the_heads_and_get_them_again_with_a_bake(bpy, baked):
+    assert bpy.ops.imhead.update_head(bake=False) == {'FINISHED'}
+    assert baked.data.shape_keys is None and baked.imhead.expressions_stale
+    assert all(obj.data.shape_keys is None for obj in part_objects(baked).values())
+    assert bpy.ops.imhead.bake_expressions() == {'FINISHED'}
+    for obj in part_objects(baked).values():
+        assert len(obj.data.shape_keys.key_blocks) == 54
+        drivers = obj.data.shape_keys.animation_data.drivers
+        assert {curve.driver.variables[0].targets[0].id for curve in drivers} == {baked.data.shape_keys}
+
+
 def imported_objects(bpy, importer, path, **options):
+    """The mesh objects the importer adds."""
     before = set(bpy.data.objects)
     assert importer(filepath=str(path), **options) == {'FINISHED'}
-    (imported,) = [obj for obj in bpy.data.objects if obj not in before and obj.type == 'MESH']
-    return imported
+    return [obj for obj in bpy.data.objects if obj not in before and obj.type == 'MESH']
 
 
 def key_world(obj, name):
@@ -240,22 +340,30 @@ def nearest(points, targets):
 
 def test_fbx_export_carries_mesh_uvs_and_expression_keys(bpy, baked, tmp_path):
     path = tmp_path / "head.fbx"
-    baked.select_set(True)
+    parts = part_objects(baked)
+    for obj in [baked, *parts.values()]:
+        obj.select_set(True)
     assert bpy.ops.export_scene.fbx(filepath=str(path), use_selection=True) == {'FINISHED'}
-    imported = imported_objects(bpy, bpy.ops.import_scene.fbx, path)
-    mesh = imported.data
+    imported = {obj.name: obj for obj in imported_objects(bpy, bpy.ops.import_scene.fbx, path)}
+    assert len(imported) == 1 + len(PARTS)
+    # FBX keeps names (the originals are still here: Blender adds a suffix) and the vertex order.
+    (head,) = [obj for obj in imported.values() if obj.name.startswith(f"{baked.name}.")]
+    mesh = head.data
     assert (len(mesh.vertices), len(mesh.polygons)) == (ARTIST_VERTICES, ARTIST_QUADS)
     assert len(mesh.uv_layers) == 1
     np.testing.assert_allclose(corner_uv(mesh), corner_uv(baked.data), atol=1e-6)
-    # FBX keeps the vertex order; positions within 10 micrometres (unit scaling round trip)
-    assert_same_keys(baked, imported, np.arange(ARTIST_VERTICES), 1e-5)
+    # positions within 10 micrometres (unit scaling round trip)
+    assert_same_keys(baked, head, np.arange(ARTIST_VERTICES), 1e-5)
+    for part in parts.values():
+        (copy,) = [obj for obj in imported.values() if obj.name.startswith(f"{part.name}.")]
+        assert_same_keys(part, copy, np.arange(len(part.data.vertices)), 1e-5)
 
 
 def test_gltf_export_carries_mesh_uvs_and_expression_keys(bpy, baked, tmp_path):
     path = tmp_path / "head.glb"
     baked.select_set(True)
     assert bpy.ops.export_scene.gltf(filepath=str(path), use_selection=True, export_morph=True) == {'FINISHED'}
-    imported = imported_objects(bpy, bpy.ops.import_scene.gltf, path, merge_vertices=True)
+    (imported,) = imported_objects(bpy, bpy.ops.import_scene.gltf, path, merge_vertices=True)
     mesh = imported.data
     # glTF holds triangles only, and splits vertices along the UV seams: the importer merges them back
     assert (len(mesh.vertices), len(mesh.polygons)) == (ARTIST_VERTICES, 2 * ARTIST_QUADS)

@@ -4,7 +4,7 @@ Virtualenvs that hold only bpy (Blender's own Python packages, numpy among them;
 scikit-image), like a stock Blender 4.2 LTS, 5.0 and 5.3. The extension is installed there from its
 zip into a fresh user folder, in a process of its own, and does what an artist does: generates a head,
 edits a region, bakes the expressions, fits a scan and generates an artist mesh (with its eyes, teeth,
-gums and lashes, which go when the head is deleted). This proves that the
+gums and lashes, which move with its baked expressions and go when the head is deleted). This proves that the
 add-on needs nothing a stock Blender lacks, on every path (the test process itself has the dev venv's
 packages, so it cannot see what the zip lacks), and that Blender exits cleanly afterwards. The command
 line's runtime verbs (python -m imhead) run there too. The virtualenvs are made once and kept in .cache/.
@@ -70,6 +70,23 @@ result["artist_mesh"] = [len(artist.vertices), len(artist.polygons), [layer.name
 parts = [obj for obj in bpy.context.active_object.children if "imhead_part" in obj]
 result["artist_parts"] = sorted([obj["imhead_part"], len(obj.data.vertices), len(obj.data.polygons)] for obj in parts)
 result["part_materials"] = sorted({obj.data.materials[0].name for obj in parts})
+result["artist_bake"] = sorted(bpy.ops.imhead.bake_expressions())
+result["part_keys"] = sorted({len(obj.data.shape_keys.key_blocks) for obj in parts})
+
+
+def shown(obj):
+    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    mesh = evaluated.to_mesh()
+    co = np.empty(3 * len(mesh.vertices), np.float32)
+    mesh.vertices.foreach_get("co", co)
+    evaluated.to_mesh_clear()
+    return co.reshape(-1, 3)
+
+
+teeth = next(obj for obj in parts if obj["imhead_part"] == "teeth")
+closed = shown(teeth)
+bpy.context.active_object.data.shape_keys.key_blocks["jawOpen"].value = 1.0  # the head's key drives the teeth's
+result["teeth_drop_mm"] = float(1000 * (closed - shown(teeth))[:, 2].max())
 bpy.data.objects.remove(bpy.context.active_object)
 bpy.context.view_layer.update()
 result["parts_left"] = [len([obj for obj in bpy.data.objects if "imhead_part" in obj]),
@@ -107,6 +124,8 @@ def test_the_zip_generates_edits_bakes_and_fits_in_a_stock_blender(stock_blender
     assert result["artist_parts"] == [["eyeball_l", 1570, 1598], ["eyeball_r", 1570, 1598], ["gums_tongue", 2977, 2972],
                                       ["lashes_l", 684, 540], ["lashes_r", 684, 540], ["teeth", 4412, 4490]]
     assert result["part_materials"] == ["imHead Eye", "imHead Eyelashes", "imHead Gums and Tongue", "imHead Teeth"]
+    assert result["artist_bake"] == ["FINISHED"] and result["part_keys"] == [54]
+    assert result["teeth_drop_mm"] > 5  # the lower teeth open with the jaw
     assert result["parts_left"] == [0, 0]  # removed with their head
 
 

@@ -32,6 +32,10 @@ They are carried by the keypoint placement of step 1 (the same affine map and sp
 head's keypoints for an edited head), then by the conforming's moves of the skin near them: each
 vertex moves by the weighted mean move of its ANCHORS nearest skin vertices on the template, so the
 eyeballs stay behind the lids that were laid onto the surface and the lashes' roots on them.
+Under the expressions they move by ICT's own expression shapes of them (the lower teeth and tongue
+with the jaw, the lashes closing with the lids), carried by the linear part of their placement, and
+the eyeballs by a rigid turn of EYE_TURN_DEGREES for eyeLook* (part_expression_offsets); the skin's
+expressions are the model's, learned from ICT's.
 """
 import dataclasses
 from dataclasses import dataclass, replace
@@ -53,6 +57,10 @@ PARTS = ("eyeball_l", "eyeball_r", "teeth", "gums_tongue", "lashes_l", "lashes_r
 # exp(-(d^2 - d_nearest^2) / (2 ANCHOR_SIGMA^2)), d their distances (model units): smooth over a part.
 ANCHORS = 8
 ANCHOR_SIGMA = 5 * MM
+# ICT's expression shapes do not turn its eyeballs (its rig turns them): eyeLookIn/Out/Up/Down turn an
+# eyeball by this much about its centroid (a chosen gaze range: an eye turns about 30-45 degrees), as a
+# linear key (a half value moves it half the turn's chord: 3 % nearer its centre at most).
+EYE_TURN_DEGREES = 30.0
 
 PROJECTIONS = 4
 # Longest Newton step, model units: the placed template lies within a few millimetres of the surface; a
@@ -123,13 +131,16 @@ class PartMesh:
     """One of the PARTS: vertices (V, 3) float32 model frame; faces (F, 4) int32, quads and triangles (a
     triangle's fourth corner -1), outward wound; face_uv (F, 4) int32 into uv (U, 2) float32 (UDIM), -1
     where faces is; anchors (V, ANCHORS) int16, the skin vertices whose moves each vertex follows, with
-    anchor_weights (V, ANCHORS) float16. Read like meshing.SurfaceMesh, with UVs per face corner besides."""
+    anchor_weights (V, ANCHORS) float16; expressions (E, V, 3) float16, ICT's shapes of the template (its
+    offsets at weight 1) for the expressions part_expression_names(). Read like meshing.SurfaceMesh, with UVs
+    per face corner besides."""
     vertices: np.ndarray
     faces: np.ndarray
     face_uv: np.ndarray
     uv: np.ndarray
     anchors: np.ndarray
     anchor_weights: np.ndarray
+    expressions: np.ndarray
 
     @property
     def corner_uv(self):
@@ -142,8 +153,65 @@ def load_parts():
     """The shipped PARTS' templates: {part name: PartMesh} (read once)."""
     with np.load(PARTS_PATH) as data:
         return {part: PartMesh(*(data[f"{part}_{key}"] for key in ("vertices", "faces", "face_uv", "uv", "anchors",
-                                                                    "anchor_weights")))
+                                                                    "anchor_weights", "expressions")))
                 for part in PARTS}
+
+
+@lru_cache(maxsize=1)
+def part_expression_names():
+    """The expressions (ICT's ARKit names) whose shapes PartMesh.expressions holds, in its order."""
+    with np.load(PARTS_PATH) as data:
+        return tuple(data["expression_names"].tolist())
+
+
+def part_expression_offsets(part, placed, names, weights):
+    """How the part `part` (one of PARTS) placed at `placed` (V, 3, model frame) moves under expressions:
+    (W, V, 3) float32 offsets for weights (W, len(names)) over the expressions `names` (those ICT has no
+    shape for move no part). ICT's shapes of the part are carried by the linear part of the affine map
+    that best takes the part's template onto `placed`: its placement's (a part is small against the
+    spline's bend), so the shapes scale and turn with the head. An eyeball's eyeLook* turn it rigidly
+    (eye_turn) about its centroid, in the frame that map turns the template to."""
+    mesh = load_parts()[part]
+    placed = np.asarray(placed, np.float64)
+    template = np.concatenate([mesh.vertices, np.ones((len(mesh.vertices), 1), np.float32)], 1)
+    affine, *_ = np.linalg.lstsq(template.astype(np.float64), placed, rcond=None)
+    linear = affine[:3]  # row vectors: placed ~ template @ linear + affine[3]
+    weights = np.asarray(weights, np.float32)
+    index = {name: i for i, name in enumerate(part_expression_names())}
+    ict_weights = np.zeros((len(weights), len(index)), np.float32)
+    for column, name in enumerate(names):
+        if name in index:
+            ict_weights[:, index[name]] = weights[:, column]
+    shapes = np.tensordot(ict_weights, mesh.expressions.astype(np.float32), axes=1)  # (W, V, 3)
+    offsets = shapes @ linear.astype(np.float32)
+    u, _, vt = np.linalg.svd(linear)
+    frame = u @ vt  # the rotation nearest the linear part: the template's axes as the head has them
+    centred = placed - placed.mean(0)
+    for column, name in enumerate(names):
+        turn = eye_turn(part, name)
+        if turn is not None:
+            moved = centred @ (frame.T @ turn.T @ frame) - centred
+            offsets += weights[:, column, None, None] * moved.astype(np.float32)
+    return offsets
+
+
+def eye_turn(part, name):
+    """The rotation (3, 3, template frame, acting on column vectors) of an eyeball `part` under the
+    expression `name` at weight 1, or None: eyeLookOut/In/Up/Down_<side> turn its front (the face looks
+    toward -y) by EYE_TURN_DEGREES out (toward its own side: +x for the left eye), in, up (+z) or down."""
+    side = {"eyeball_l": "L", "eyeball_r": "R"}.get(part)
+    if side is None:
+        return None
+    out = 1.0 if side == "L" else -1.0
+    toward = {f"eyeLookOut_{side}": ("x", out), f"eyeLookIn_{side}": ("x", -out), f"eyeLookUp_{side}": ("z", 1.0),
+              f"eyeLookDown_{side}": ("z", -1.0)}
+    if name not in toward:
+        return None
+    axis, sign = toward[name]
+    cos, sin = np.cos(np.radians(EYE_TURN_DEGREES)), sign * np.sin(np.radians(EYE_TURN_DEGREES))
+    if axis == "x":  # about z: the front (0, -1, 0) to (sin, -cos, 0)
+        return np.array([[cos, -sin, 0], [sin, cos, 0], [0, 0, 1]])
+    return np.array([[1, 0, 0], [0, cos, sin], [0, -sin, cos]])  # about x: the front to (0, -cos, sin)
 
 
 @dataclass(frozen=True)

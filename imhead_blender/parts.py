@@ -67,6 +67,12 @@ def _material(name, colour):
         material = bpy.data.materials.new(name)
         material[MATERIAL_TAG] = True
         material.diffuse_color = colour
+        # The colour in renders too (Cycles, EEVEE), not only in the viewport's solid mode. Blender 4.x
+        # makes a material without nodes; 5.x always gives it a node tree (and warns on use_nodes).
+        if material.node_tree is None:
+            material.use_nodes = True
+        principled = next(node for node in material.node_tree.nodes if node.bl_idname == "ShaderNodeBsdfPrincipled")
+        principled.inputs["Base Color"].default_value = colour
     return material
 
 

@@ -56,13 +56,6 @@ def uv_checker(bpy):
     return material
 
 
-def shade_parts(head):
-    """Cycles shades by the material's nodes: give the part materials their viewport colours there."""
-    for part in head.children:
-        for material in part.data.materials:
-            material.node_tree.nodes["Principled BSDF"].inputs["Base Color"].default_value = material.diffuse_color
-
-
 def run(operator, **settings):
     if operator(**settings) != {'FINISHED'}:
         raise SystemExit(f"render_artist_mesh: {operator.idname()} {settings} failed")
@@ -100,7 +93,6 @@ def main(argv=None):
             run(bpy.ops.imhead.generate, seed=seed, variation=VARIATION, topology='ARTIST')
             head = bpy.context.active_object
             head.data.materials.append(checker)
-            shade_parts(head)
             heads.append(head)
         print(f"generated {len(heads)} artist heads in {time.perf_counter() - started:.0f} s")
 

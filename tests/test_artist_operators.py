@@ -134,6 +134,8 @@ def test_an_artist_head_has_eyes_teeth_gums_and_lashes_inside_its_sockets_and_mo
         assert obj.parent == head and np.array_equal(np.array(obj.matrix_parent_inverse), np.eye(4))
         assert (len(obj.data.vertices), len(obj.data.polygons)) == (n_vertices, n_faces)
         assert [m.name for m in obj.data.materials] == [material] and obj.data.uv_layers
+        [principled] = [n for n in obj.data.materials[0].node_tree.nodes if n.bl_idname == "ShaderNodeBsdfPrincipled"]
+        assert list(principled.inputs["Base Color"].default_value) == list(obj.data.materials[0].diffuse_color)
         assert obj.data.validate() is False
         vertices = blender_to_model(coordinates(obj.data.vertices))
         outside_mm = model_to_mm(field(vertices))

@@ -70,6 +70,10 @@ result["artist_mesh"] = [len(artist.vertices), len(artist.polygons), [layer.name
 parts = [obj for obj in bpy.context.active_object.children if "imhead_part" in obj]
 result["artist_parts"] = sorted([obj["imhead_part"], len(obj.data.vertices), len(obj.data.polygons)] for obj in parts)
 result["part_materials"] = sorted({obj.data.materials[0].name for obj in parts})
+# The viewport colour is the render's too: the Principled BSDF's base colour (4.2 makes the node tree, 5.x has one).
+result["part_colours_rendered"] = all(
+    list(node.inputs["Base Color"].default_value) == list(obj.data.materials[0].diffuse_color)
+    for obj in parts for node in obj.data.materials[0].node_tree.nodes if node.bl_idname == "ShaderNodeBsdfPrincipled")
 result["artist_bake"] = sorted(bpy.ops.imhead.bake_expressions())
 result["part_keys"] = sorted({len(obj.data.shape_keys.key_blocks) for obj in parts})
 
@@ -124,6 +128,7 @@ def test_the_zip_generates_edits_bakes_and_fits_in_a_stock_blender(stock_blender
     assert result["artist_parts"] == [["eyeball_l", 1570, 1598], ["eyeball_r", 1570, 1598], ["gums_tongue", 2977, 2972],
                                       ["lashes_l", 684, 540], ["lashes_r", 684, 540], ["teeth", 4412, 4490]]
     assert result["part_materials"] == ["imHead Eye", "imHead Eyelashes", "imHead Gums and Tongue", "imHead Teeth"]
+    assert result["part_colours_rendered"]
     assert result["artist_bake"] == ["FINISHED"] and result["part_keys"] == [54]
     assert result["teeth_drop_mm"] > 5  # the lower teeth open with the jaw
     assert result["parts_left"] == [0, 0]  # removed with their head

@@ -11,7 +11,6 @@ layer "UVMap", so the same squares land on the same anatomy. The parts keep the 
 viewport colours are made their base colours here (the add-on sets only the viewport colours). Rendered
 like the workflow pictures (Cycles, three quarters): each head whole, and its face.
 """
-import argparse
 import os
 import sys
 import tempfile
@@ -23,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 from build import build  # noqa: E402
 from demo import frame_head, install_extension  # noqa: E402
-from render_model_card import grid, render_still, setup_tiles  # noqa: E402
+from render_model_card import grid, picture_arguments, render_still, setup_tiles  # noqa: E402
 from render_workflow import FACE_CROP, tile  # noqa: E402
 
 # Far apart, at variation 2 (a striking head), so that the two heads clearly differ.
@@ -69,12 +68,7 @@ def show_only(heads, head):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--weights", default=str(ROOT / "weights" / "imhead.npz"))
-    parser.add_argument("--output-dir", default=str(ROOT / "docs"))
-    args = parser.parse_args(argv)
-    output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    args, output_dir = picture_arguments(__doc__, argv)
     output = output_dir / "workflow-artist-mesh.png"
     started = time.perf_counter()
 

@@ -122,13 +122,19 @@ def held_out_fit(bpy, model, folder):
     return grid(images, 2, ["held-out ICT head", "fit to 10,000 points"], ["front", "three quarters"])
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def picture_arguments(doc, argv=None):
+    """The picture scripts' command line (--weights, --output-dir) -> (args, the output folder, made)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--weights", default=str(ROOT / "weights" / "imhead.npz"))
     parser.add_argument("--output-dir", default=str(ROOT / "docs"))
     args = parser.parse_args(argv)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    return args, output_dir
+
+
+def main(argv=None):
+    args, output_dir = picture_arguments(__doc__, argv)
     torch.set_num_threads(1)
     parallel.set_threads(1)
     import bpy

@@ -6,7 +6,6 @@ Writes workflow-random-heads.png (seeds 10-13), workflow-region-nose.png (seed 1
 and workflow-expressions.png (seed 10 under six expressions, by inverse warp of its neutral mesh),
 rendered with Cycles in three-quarter view like the model card's pictures.
 """
-import argparse
 import sys
 import tempfile
 import time
@@ -18,7 +17,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
-from render_model_card import grid, render_views, studio  # noqa: E402
+from render_model_card import grid, picture_arguments, render_views, studio  # noqa: E402
 from model import HeadModel  # noqa: E402
 from model.runtime import parallel  # noqa: E402
 from model.runtime.editing import no_edit, random_region_codes, set_region  # noqa: E402
@@ -99,12 +98,7 @@ def expressions(bpy, model, folder):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--weights", default=str(ROOT / "weights" / "imhead.npz"))
-    parser.add_argument("--output-dir", default=str(ROOT / "docs"))
-    args = parser.parse_args(argv)
-    output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    args, output_dir = picture_arguments(__doc__, argv)
     parallel.set_threads(1)
     import bpy
 

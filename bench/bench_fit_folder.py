@@ -1,7 +1,10 @@
 """Fitting a folder of scans with `python -m imhead fit --input DIR --out DIR`: one process (its threads on
 every core, the default) against `--processes 2` (two worker processes on one core each), in one run.
+With --one-core, one process on one core (`--threads 1`) runs first and is the baseline: what processes
+add over one core, where the default one process already spreads its threads over every core.
 
     python bench/bench_fit_folder.py                          # weights/imhead.npz, 20 scans, quality fast
+    python bench/bench_fit_folder.py --one-core --processes 2 # one process on one core against two
     python bench/bench_fit_folder.py --model PATH --scans 4 --steps 20 --resolution 64
 
 The scans are the model's own random heads (seeds 0, 1, ...; the vertices of each meshed at 128, in
@@ -41,21 +44,26 @@ def main():
     parser.add_argument("--scans", type=int, default=20)
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2],
                         help="the settings to compare; 1 is one process on every core (default: 1 2)")
+    parser.add_argument("--one-core", action="store_true",
+                        help="first run one process on one core (--threads 1), the baseline of the others")
     parser.add_argument("--quality", default="fast")
     parser.add_argument("--steps", type=int, help="refinement steps (overrides --quality)")
     parser.add_argument("--points", type=int, default=10000)
     parser.add_argument("--resolution", type=int, default=256, help="grid size of each fitted mesh (the CLI's default)")
     args = parser.parse_args()
     model = HeadModel.load(args.model)
+    settings = {f"--processes {n}": ["--processes", str(n)] for n in args.processes}
+    if args.one_core:
+        settings = {"--threads 1": ["--threads", "1"], **settings}
     with tempfile.TemporaryDirectory(prefix="bench-fit-folder-") as work:
-        seconds = measure(args, model, Path(work))
-    first = args.processes[0]
-    for processes in args.processes[1:]:
-        print(f"--processes {processes} against {first}: {seconds[first] / seconds[processes]:.2f}x as fast")
+        seconds = measure(args, model, Path(work), settings)
+    first, *others = settings
+    for setting in others:
+        print(f"{setting} against {first}: {seconds[first] / seconds[setting]:.2f}x as fast")
 
 
-def measure(args, model, work):
-    """{processes: wall seconds} of fitting the scans, made in `work`, with each setting."""
+def measure(args, model, work, settings):
+    """{setting: wall seconds} of fitting the scans, made in `work`, with each setting ({name: fit options})."""
     scans = work / "scans"
     scans.mkdir()
     for seed in range(args.scans):
@@ -68,22 +76,22 @@ def measure(args, model, work):
           f"meshes at {args.resolution}")
 
     seconds, residuals = {}, {}
-    for processes in args.processes:
-        out = work / f"fitted-{processes}"
+    first = next(iter(settings))
+    for index, (setting, options) in enumerate(settings.items()):
+        out = work / f"fitted-{index}"
         started, cpu_started = time.perf_counter(), children_cpu_seconds()
         completed = subprocess.run([sys.executable, "-m", "imhead", "fit", "--input", str(scans), "--out", str(out),
-                                    "--processes", str(processes), *fit_options],
-                                   capture_output=True, text=True, cwd=ROOT)
-        seconds[processes] = time.perf_counter() - started
+                                    *options, *fit_options], capture_output=True, text=True, cwd=ROOT)
+        seconds[setting] = time.perf_counter() - started
         cpu = children_cpu_seconds() - cpu_started
         if completed.returncode != 0:
-            sys.exit(f"--processes {processes} failed:\n{completed.stdout}{completed.stderr}")
+            sys.exit(f"{setting} failed:\n{completed.stdout}{completed.stderr}")
         rows = json.loads((out / "summary.json").read_text())["scans"]
-        residuals[processes] = np.array([row["residual_mm"] for row in rows])
-        difference = np.abs(residuals[processes] - residuals[args.processes[0]]).max()
-        print(f"--processes {processes}: {seconds[processes]:.1f} s wall, {seconds[processes] / args.scans:.2f} s "
-              f"per scan, {cpu:.1f} s CPU; residual median {np.median(residuals[processes]):.3f} mm, largest "
-              f"difference from --processes {args.processes[0]} {difference:.4f} mm", flush=True)
+        residuals[setting] = np.array([row["residual_mm"] for row in rows])
+        difference = np.abs(residuals[setting] - residuals[first]).max()
+        print(f"{setting}: {seconds[setting]:.1f} s wall, {seconds[setting] / args.scans:.2f} s per scan, "
+              f"{cpu:.1f} s CPU; residual median {np.median(residuals[setting]):.3f} mm, largest difference "
+              f"from {first} {difference:.4f} mm", flush=True)
     return seconds
 
 

@@ -181,3 +181,17 @@ def test_the_eta_counts_only_the_steps_of_this_run(capsys):
     assert line.startswith("step 1600/20000") and "surface=0.1" in line
     eta = float(line.split("eta ")[1].split("s")[0])
     assert eta < 20  # timed from step 1501: about 2 s here; timed from the printer's start it read 186 s
+
+
+def test_the_command_shows_the_data_set_build_before_the_steps(tmp_path, monkeypatch, capfd):
+    """A long build (an hour for configs/v2.json on two cores) is a progress bar, not a silent log."""
+    monkeypatch.setattr(train_module, "dataset_path", lambda data: tmp_path / "data.npz")
+    config = tiny_config(steps=2)
+    config["data"].update(heads=2, surface=256, near=256, free=128)
+    config["train"].update(batch_heads=2)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    train_module.main(["--config", str(path), "--out", str(tmp_path / "model.npz")])
+    captured = capfd.readouterr()
+    assert "data set [" in captured.err and "2/2 heads 100.0%" in captured.err
+    assert (tmp_path / "data.npz").exists() and "step 2/2" in captured.out

@@ -11,10 +11,12 @@ import time
 REDRAW_INTERVAL = 0.25
 
 
-def progress_bar(total=None, unit="", stream=sys.stderr, width=30, label=""):
+def progress_bar(total=None, unit="", stream=None, width=30, label=""):
     """progress(fraction, message=None) that redraws one line (at most every REDRAW_INTERVAL seconds, and
-    at the end): the bar, `round(fraction * total)/total unit` when a total is given, the share done,
-    elapsed time and the ETA; `message` (or `label`) in front. The line ends at fraction 1."""
+    at the end) on stream (default: sys.stderr as it is when called): the bar, `round(fraction * total)/total
+    unit` when a total is given, the share done, elapsed time and the ETA; `message` (or `label`) in front.
+    The line ends at fraction 1."""
+    stream = stream or sys.stderr
     start = time.perf_counter()
     # Clearing the rest of the line (after a longer message) is a terminal's escape; logs get none.
     clear = "\033[K" if getattr(stream, "isatty", lambda: False)() else ""

@@ -29,6 +29,7 @@ from ..data.heads import KEYPOINTS_PATH
 from ..runtime.config import make_config
 from ..runtime.errors import ImHeadError
 from ..runtime.modelfile import load_model_file, save_model_file, state_dict_arrays
+from ..runtime.progress import progress_bar
 from .network import ImHeadNetwork, denormals_flushed, network_from_model_file
 
 TRAIN_DEFAULTS = {
@@ -67,6 +68,12 @@ def on_device(data, device):
 
 def load_dataset(data, progress=None):
     """The training samples as float32 tensors; built (and cached) on first use."""
+    return read_dataset(ensure_dataset(data, progress))
+
+
+def ensure_dataset(data, progress=None):
+    """The path of the data set of config section `data`, built first where it is missing;
+    progress(fraction) per head while it builds."""
     path = dataset_path(data)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +82,7 @@ def load_dataset(data, progress=None):
                       data["expressions"], progress=progress, anny_heads=data["anny_heads"],
                       flat_neck_cut=data["flat_neck_cut"])
         tmp.replace(path)
-    return read_dataset(path)
+    return path
 
 
 def read_dataset(path):
@@ -446,6 +453,9 @@ def main(argv=None):
         config = fine_tune_config(config, args.init, args.data)
     if args.device:
         config["train"]["device"] = args.device
+    if not args.init:  # a long build says how far it is (the steps' progress starts after it)
+        data = config["data"]
+        ensure_dataset(data, progress_bar(data["heads"] + data["anny_heads"], "heads", label="data set"))
     if args.warp_only:
         summary = warp_only(config, args.out, progress_printer())
     elif args.processes > 1:

@@ -1,78 +1,71 @@
 """Air closed off inside the training heads themselves: where a model meshed at Final grows stray pieces.
 
-The exact signed distance of a training head (model.data.samples.signed_distance) is taken on the Final
-lattice (256 cells across the model's head box, about 1.5 mm) in a box around each eyeball and one
-around the mouth and the whole mouth socket behind it. Outside points (positive distance) that no path
-through outside lattice points joins to the box's border are a pocket: air the lattice sees as
-enclosed, which a model that learns this surface meshes as a piece of its own.
+A training head's inside and outside (the winding number of the union of its closed components, as
+model.data.samples signs its distances) is taken on the Final lattice: 256 cells across the model's head
+box (model.runtime.head_model.HEAD_BOUNDS), about 1.5 mm. Outside points that no path through outside
+lattice points joins to the lattice's border are a pocket: air the lattice sees as enclosed, which a
+model that learns this surface meshes as a piece of its own. Each pocket is placed by the region of the
+head's keypoint nearest to its centre.
 
     python -m model.evaluation.air_pockets [--ict 20] [--anny 20]
 
-Prints one markdown row per head (pockets and their volume in mm^3 at the eyes and at the mouth) and
-the totals per source.
+Prints one markdown row per held-out head (its pockets by region, with their air in mm^3) and, per
+source, the heads without a pocket and the pockets by region.
 """
 import argparse
+from collections import Counter
 
+import igl
 import numpy as np
 from scipy import ndimage
 
 from ..data.build_dataset import ANNY, ICT, held_out_heads
-from ..data.heads import SKIN, HeadData, fit_sphere
-from ..data.samples import signed_distance
+from ..data.heads import HeadData
 from ..runtime.frame import MM
 from ..runtime.head_model import HEAD_BOUNDS
 from ..runtime.meshing import Grid
 
 FINAL_RESOLUTION = 256
-EYE_BOX_HALF = 25 * MM
-# Around the lips' midpoint: ICT's mouth socket reaches 108 mm behind the lips (+Y: the face looks toward
-# -Y), 35 mm to either side, 24 mm down and 30 mm up; the box stays below the eye boxes.
-MOUTH_BOX = (np.array([-45, -20, -35]) * MM, np.array([45, 120, 35]) * MM)
 
 
-def pockets(head, lo, hi, grid=None):
-    """Volumes (mm^3, largest first) of the enclosed air pockets of head's exact surface among the
-    lattice points of grid (default: the Final lattice) in the box from corner lo to corner hi."""
-    grid = grid or Grid(FINAL_RESOLUTION, HEAD_BOUNDS)
-    first = np.ceil((np.asarray(lo) - grid.origin) / grid.voxel).astype(int)
-    last = np.floor((np.asarray(hi) - grid.origin) / grid.voxel).astype(int)
-    axes = [grid.origin[i] + grid.voxel * np.arange(first[i], last[i] + 1) for i in range(3)]
+def pockets(head, keypoints, keypoint_regions):
+    """[(air in mm^3, region of the nearest keypoint)] of the enclosed pockets of a head on the Final
+    lattice, largest first; keypoint_regions: the region of each of the (K, 3) keypoints."""
+    grid = Grid(FINAL_RESOLUTION, HEAD_BOUNDS)
+    axes = [grid.origin[i] + grid.voxel * np.arange(grid.cells[i] + 1) for i in range(3)]
     points = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
-    outside = signed_distance(head, points.reshape(-1, 3)).reshape(points.shape[:3]) > 0
-    labels, count = ndimage.label(outside)
+    winding = igl.fast_winding_number(head.vertices.astype(np.float64), head.faces, points.reshape(-1, 3))
+    labels, count = ndimage.label(winding.reshape(points.shape[:3]) < 0.5)
     border = np.unique(np.concatenate([labels[[0, -1]].ravel(), labels[:, [0, -1]].ravel(),
                                        labels[:, :, [0, -1]].ravel()]))
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)
     enclosed = np.setdiff1d(np.arange(1, count + 1), border)
+    sizes = ndimage.sum_labels(np.ones(labels.shape), labels, enclosed)
+    centres = np.reshape(ndimage.center_of_mass(np.ones(labels.shape), labels, enclosed), (-1, 3))
+    centres = grid.origin + grid.voxel * centres
+    nearest = np.linalg.norm(centres[:, None] - keypoints[None], axis=2).argmin(axis=1)
     voxel_mm3 = (grid.voxel / MM) ** 3
-    return sorted((float(sizes[label] * voxel_mm3) for label in enclosed), reverse=True)
-
-
-def eye_centres(head):
-    """The fitted centre of each eyeball shell of a head."""
-    return [fit_sphere(head.vertices[np.unique(head.faces[head.face_component == shell])].astype(np.float64))[0]
-            for shell in np.unique(head.face_component[head.face_component != SKIN])]
-
-
-def head_pockets(head, keypoints, keypoint_names):
-    """{"eyes": volumes, "mouth": volumes} of one head (pockets)."""
-    eyes = [volume for centre in eye_centres(head)
-            for volume in pockets(head, centre - EYE_BOX_HALF, centre + EYE_BOX_HALF)]
-    lips = keypoints[[keypoint_names.index("lip_upper"), keypoint_names.index("lip_lower")]].mean(axis=0)
-    return {"eyes": sorted(eyes, reverse=True), "mouth": pockets(head, lips + MOUTH_BOX[0], lips + MOUTH_BOX[1])}
+    found = [(float(size * voxel_mm3), keypoint_regions[k]) for size, k in zip(sizes, nearest)]
+    return sorted(found, reverse=True)
 
 
 def survey(n_ict, n_anny):
-    """(source name, index, head_pockets) of the first held-out all-ages heads of each source."""
+    """(source name, index, pockets) of the first held-out all-ages heads of each source."""
     ict = HeadData(flat_neck_cut=True)
+    regions = keypoint_regions(ict)
     for index, (identity, head) in enumerate(held_out_heads(ICT, n_ict, ict_data=ict)):
-        yield "ict", index, head_pockets(head, ict.keypoints(ict.vertices(identity)), ict.keypoint_names)
+        yield "ict", index, pockets(head, ict.keypoints(ict.vertices(identity)), regions)
     if n_anny:
         from ..data.anny_heads import AnnyHeadData
         anny = AnnyHeadData()
         for index, (identity, _) in enumerate(held_out_heads(ANNY, n_anny, anny_data=anny)):
             head, keypoints = anny.head_and_keypoints(identity)
-            yield "anny", index, head_pockets(head, keypoints, anny.keypoint_names)
+            yield "anny", index, pockets(head, keypoints, regions)
+
+
+def keypoint_regions(data):
+    """The region of each keypoint, in the keypoints' order (the same 39 on every source)."""
+    region_of = {index: region for region, members in data.regions.items() for index in members}
+    return [region_of[index] for index in range(len(data.keypoint_names))]
 
 
 def main(argv=None):
@@ -80,19 +73,18 @@ def main(argv=None):
     parser.add_argument("--ict", type=int, default=20, help="held-out ICT heads (default 20)")
     parser.add_argument("--anny", type=int, default=20, help="held-out Anny heads (default 20)")
     args = parser.parse_args(argv)
-    print("| head | eye pockets | eye air mm^3 | mouth pockets | mouth air mm^3 |\n|---|---|---|---|---|")
-    totals = {}
+    print("| head | pockets | air mm^3 | by region |\n|---|---|---|---|")
+    heads, clean, by_region = Counter(), Counter(), {}
     for source, index, found in survey(args.ict, args.anny):
-        eyes, mouth = found["eyes"], found["mouth"]
-        print(f"| {source} {index} | {len(eyes)} | {sum(eyes):.0f} | {len(mouth)} | {sum(mouth):.0f} |", flush=True)
-        total = totals.setdefault(source, [0, 0, 0, 0])
-        total[0] += 1
-        total[1] += not eyes and not mouth
-        total[2] += bool(eyes)
-        total[3] += bool(mouth)
-    for source, (heads, clean, with_eye, with_mouth) in totals.items():
-        print(f"{source}: {heads} heads, {clean} without a pocket, {with_eye} with eye pockets, "
-              f"{with_mouth} with a mouth pocket")
+        regions = Counter(region for _, region in found)
+        shown = ", ".join(f"{region} {n}" for region, n in regions.most_common())
+        print(f"| {source} {index} | {len(found)} | {sum(air for air, _ in found):.0f} | {shown} |", flush=True)
+        heads[source] += 1
+        clean[source] += not found
+        by_region.setdefault(source, Counter()).update(regions)
+    for source in heads:
+        shown = ", ".join(f"{region} {n}" for region, n in by_region[source].most_common()) or "none"
+        print(f"{source}: {heads[source]} heads, {clean[source]} without a pocket; pockets by region: {shown}")
 
 
 if __name__ == "__main__":

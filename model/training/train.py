@@ -66,9 +66,9 @@ def on_device(data, device):
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in data.items()}
 
 
-def load_dataset(data, progress=None):
+def load_dataset(data):
     """The training samples as float32 tensors; built (and cached) on first use."""
-    return read_dataset(ensure_dataset(data, progress))
+    return read_dataset(ensure_dataset(data))
 
 
 def ensure_dataset(data, progress=None):

@@ -45,26 +45,26 @@ def locality(model, identity, vertices):
               f"   {moved[touched].max(initial=0.0):14.2f}   {beyond[0]:10.2f}   {beyond[1]:11.2f}")
 
 
-def baking(model, identity, vertices):
+def baking(model, identity, vertices, edges):
     names = model.expression_names
     start, cpu_start = time.perf_counter(), time.process_time()
-    keys = expressions.inverse_warp(model, identity, vertices, np.eye(len(names), dtype=np.float32))
+    keys = expressions.inverse_warp(model, identity, vertices, edges, np.eye(len(names), dtype=np.float32))
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     summary = keys.residual_summary_mm()
     moved = model_to_mm(np.linalg.norm(keys.positions - vertices, axis=-1))
     print(f"\nbake: {len(names)} expressions x {len(vertices)} vertices in {seconds:.1f} s "
           f"({cpu_seconds:.1f} CPU s, {os.getloadavg()[0]:.1f} load average); solved "
           f"{100 * keys.solved.mean():.1f} % of (expression, vertex) pairs")
-    print(f"residual: max {summary['max']:.4f} mm, mean {summary['mean']:.5f} mm, "
+    print(f"residual: max {summary['max']:.4f} mm, 99th percentile {summary['p99']:.4f} mm, mean {summary['mean']:.5f} mm, "
           f"at vertices left in place max {summary['kept_max']:.4f} mm")
     largest = np.argsort(moved.max(1))[::-1][:5]
     print("largest displacements: " + ", ".join(f"{names[k]} {moved[k].max():.1f} mm" for k in largest))
     return keys
 
 
-def linear_mix(model, identity, vertices, keys, count):
+def linear_mix(model, identity, vertices, edges, keys, count):
     combinations = expressions.random_expressions(model.expression_names, count, seed=0)
-    error = model_to_mm(expressions.linear_mix_error(model, identity, vertices, keys, combinations))
+    error = model_to_mm(expressions.linear_mix_error(model, identity, vertices, edges, keys, combinations))
     print(f"\nlinear mix of baked keys vs exact warp, {count} random 4-expression combinations: "
           f"mean {error.mean():.4f} mm, 99th percentile {np.percentile(error, 99):.3f} mm, "
           f"max {error.max():.3f} mm")
@@ -113,10 +113,11 @@ def main():
     locality(model, identity, model.extract_mesh(identity, resolution=args.locality_resolution).vertices)
     previews(model, identity, args.preview_resolution)
     start = time.perf_counter()
-    vertices = model.extract_mesh(identity, resolution=args.resolution).vertices
-    print(f"\nmesh at {args.resolution}: {len(vertices)} vertices in {time.perf_counter() - start:.1f} s")
-    keys = baking(model, identity, vertices)
-    linear_mix(model, identity, vertices, keys, args.combinations)
+    mesh = model.extract_mesh(identity, resolution=args.resolution)
+    print(f"\nmesh at {args.resolution}: {len(mesh.vertices)} vertices in {time.perf_counter() - start:.1f} s")
+    edges = expressions.mesh_edges(mesh.faces)
+    keys = baking(model, identity, mesh.vertices, edges)
+    linear_mix(model, identity, mesh.vertices, edges, keys, args.combinations)
 
 
 if __name__ == "__main__":

@@ -87,7 +87,8 @@ def main():
     identity = runtime.sample_identity(args.seed, 1.0)
     offsets = editing.set_region(editing.no_edit(runtime), runtime, "nose",
                                  editing.random_region_codes(runtime, "nose", 1, 2.0), identity)
-    vertices = runtime.extract_mesh(identity, resolution=args.bake_resolution).vertices
+    baked = runtime.extract_mesh(identity, resolution=args.bake_resolution)
+    vertices, edges = baked.vertices, expressions.mesh_edges(baked.faces)
     keys = np.eye(len(runtime.expression_names), dtype=np.float32)
 
     def live_preview(model):
@@ -99,7 +100,7 @@ def main():
         ("Preview 128^3", 128, lambda model: timed(lambda: model.extract_mesh(identity, resolution=128))),
         ("live preview 128^3", 128, live_preview),
         (f"bake 53 keys ({len(vertices)} vertices)", args.bake_resolution,
-         lambda model: timed(lambda: expressions.inverse_warp(model, identity, vertices, keys))),
+         lambda model: timed(lambda: expressions.inverse_warp(model, identity, vertices, edges, keys))),
     ]
     print(f"model {args.model} ({runtime.hash[:12]}, blend_parts {runtime.config.blend_parts}), identity seed "
           f"{args.seed}, {args.threads} workers, {args.repeats} repeats; load average before "

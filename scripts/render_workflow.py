@@ -21,7 +21,7 @@ from render_model_card import grid, picture_arguments, render_views, studio  # n
 from model import HeadModel  # noqa: E402
 from model.runtime import parallel  # noqa: E402
 from model.runtime.editing import no_edit, random_region_codes, set_region  # noqa: E402
-from model.runtime.expressions import inverse_warp  # noqa: E402
+from model.runtime.expressions import inverse_warp, mesh_edges  # noqa: E402
 from model.runtime.frame import model_to_blender  # noqa: E402
 
 RANDOM_SEEDS = (10, 11, 12, 13)
@@ -86,7 +86,7 @@ def expressions(bpy, model, folder):
     for row, (_, values) in enumerate(EXPRESSIONS):
         for name, value in values.items():
             weights[row, model.expression_names.index(name)] = value
-    positions = inverse_warp(model, identity, neutral.vertices, weights).positions
+    positions = inverse_warp(model, identity, neutral.vertices, mesh_edges(neutral.faces), weights).positions
     labels = [label for label, _ in EXPRESSIONS]
     images = render_row(bpy, [(label, p, neutral.faces) for label, p in zip(labels, positions)], folder,
                         FACE_CROP)

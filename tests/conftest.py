@@ -13,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +33,13 @@ def build_extension(weights, output_dir):
         [sys.executable, str(ROOT / "build.py"), "--weights", str(weights), "--output-dir", str(output_dir)],
         capture_output=True, text=True,
     )
+
+
+def blender_edges(mesh):
+    """A Blender mesh's edges (M, 2), as the add-on reads them for baking."""
+    edges = np.empty(2 * len(mesh.edges), np.int64)
+    mesh.edges.foreach_get("vertices", edges)
+    return edges.reshape(-1, 2)
 
 
 def peak_rss_growth(setup, work):

@@ -4,6 +4,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import blender_edges
 from model import HeadModel
 from model.runtime import expressions
 from model.runtime.frame import blender_to_model
@@ -175,7 +176,7 @@ def test_bake_expressions_adds_one_exact_key_per_expression(bpy, tiny, head):
     neutral = blender_to_model(coordinates(head.data))
     jaw = tiny.expression_names.index("jawOpen")
     solved = expressions.inverse_warp(tiny, np.array(head.imhead["identity"], np.float32), neutral,
-                                      np.eye(len(tiny.expression_names))[[jaw]])
+                                      blender_edges(head.data), np.eye(len(tiny.expression_names))[[jaw]])
     np.testing.assert_allclose(blender_to_model(key_coordinates(keys["jawOpen"])), solved.positions[0], atol=1e-5)
     assert 0 < head.imhead.bake_residual_mm < 1.0
 
@@ -191,7 +192,7 @@ def test_presets_reset_and_the_exact_current_expression(bpy, tiny, head):
     assert bpy.ops.imhead.bake_current_expression(name="Smile") == {'FINISHED'}
     smile = expressions.preset_weights(tiny.expression_names, "smile")
     solved = expressions.inverse_warp(tiny, np.array(head.imhead["identity"], np.float32),
-                                      blender_to_model(coordinates(head.data)), smile[None])
+                                      blender_to_model(coordinates(head.data)), blender_edges(head.data), smile[None])
     np.testing.assert_allclose(blender_to_model(key_coordinates(keys["Smile"])), solved.positions[0], atol=1e-5)
     assert keys["Smile"].value == 0.0
 

@@ -30,7 +30,7 @@ mesh = model.extract_mesh(identity, resolution=64)
 offsets = editing.slider_offsets(model, {"nose": [2.0]})
 edited = model.extract_mesh(identity, resolution=64, local_offsets=offsets, remember=True)
 jaw_open = np.eye(len(model.expression_names), dtype=np.float32)[[model.expression_names.index("jawOpen")]]
-keys = expressions.inverse_warp(model, identity, mesh.vertices, jaw_open)
+keys = expressions.inverse_warp(model, identity, mesh.vertices, expressions.mesh_edges(mesh.faces), jaw_open)
 print(json.dumps({"vertices": len(mesh.vertices), "closed": is_closed(mesh), "pieces": connected_components(mesh),
                   "edit_moves": float(np.abs(edited.vertices.mean(0) - mesh.vertices.mean(0)).max()),
                   "jaw_moves": float(np.abs(keys.positions[0] - mesh.vertices).max()),

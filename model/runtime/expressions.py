@@ -2,7 +2,10 @@
 
 The network warps observed points to the canonical (neutral) head: x_can = x + delta(x). A neutral mesh
 vertex v shows up, under an expression, at the x with x + delta(x) = v; it is found with the fixed-point
-iteration x <- v - delta(x), which converges where the warp's Jacobian has norm below 1.
+iteration x <- v - delta(x), which converges where the warp's Jacobian has norm below 1, then with Newton
+steps where it did not: where the warp bends sharply (the jaw opening, the lips rolling) the plain step
+overshoots. A vertex that Newton's steps cannot reach from its own position either (it starts on the
+wrong side of a fold) starts again from its solved mesh neighbours' displacement.
 
 Evaluating the warp at every vertex for every expression is the whole cost, and most expressions move a
 small part of the head. The warp is first evaluated at one vertex per cell of a coarse grid (the screening
@@ -21,6 +24,13 @@ from .parallel import in_batches
 # (5e-5 = 10 um, a hundredth of a voxel at 256^3).
 MAX_STEPS = 10
 TOLERANCE = 5e-5
+# Newton steps after them, with the warp's Jacobian by central differences of FD_STEP (model units,
+# 2e-4 = 0.04 mm), each step halved up to LINE_SEARCH times until it lowers the residual; rounds of
+# starting the unsolved vertices from their neighbours.
+NEWTON_STEPS = 12
+FD_STEP = 2e-4
+LINE_SEARCH = 8
+NEIGHBOUR_ROUNDS = 6
 # Screening: grid cell size (model units, 0.04 = 8 mm) and how much an expression must move a sample,
 # beyond what the warp does at the neutral expression, for the vertices around it to be solved (1e-4 = 0.02 mm).
 SCREEN_CELL = 0.04
@@ -49,10 +59,11 @@ class InverseWarp:
     residual: np.ndarray   # (E, N) |x + delta(x) - v| (model units) where measured, NaN elsewhere
 
     def residual_summary_mm(self):
-        """Largest and mean measured residual over every vertex and expression, and the largest
-        among the vertices left at their neutral position (measured at the screening samples), in mm."""
+        """Largest, 99th percentile and mean measured residual over every vertex and expression, and the
+        largest among the vertices left at their neutral position (measured at the screening samples), in mm."""
         kept = np.where(self.solved, np.nan, self.residual)
         return {"max": float(model_to_mm(np.nanmax(self.residual))),
+                "p99": float(model_to_mm(np.nanpercentile(self.residual, 99))),
                 "mean": float(model_to_mm(np.nanmean(self.residual))),
                 "kept_max": float(model_to_mm(np.nanmax(kept))) if np.isfinite(kept).any() else 0.0}
 
@@ -99,10 +110,11 @@ def _near_moving_samples(cells, sample_cells, moving):
     return grid[tuple((cells + 1).T)]
 
 
-def inverse_warp(model, identity, vertices, expressions, steps=MAX_STEPS, tolerance=TOLERANCE,
+def inverse_warp(model, identity, vertices, edges, expressions, steps=MAX_STEPS, tolerance=TOLERANCE,
                  progress=None):
-    """Where the neutral vertices (N, 3) of a head go under each expression (E', n_expressions) of
-    coefficients: an InverseWarp. progress(fraction) is called after each expression."""
+    """Where the neutral vertices (N, 3) of a head's mesh with edges (M, 2) (mesh_edges makes them from
+    triangles) go under each expression (E', n_expressions) of coefficients: an InverseWarp.
+    progress(fraction) is called after each expression."""
     code = model._code(identity)
     expressions = np.atleast_2d(np.asarray(expressions, np.float32))
     if expressions.shape[1] != len(model.expression_names):
@@ -123,17 +135,20 @@ def inverse_warp(model, identity, vertices, expressions, steps=MAX_STEPS, tolera
         residual[k, samples] = np.linalg.norm(warped_samples - sample_points, axis=-1)
         moving = np.linalg.norm(warped_samples - neutral_samples, axis=-1) > SCREEN_THRESHOLD
         active = np.flatnonzero(_near_moving_samples(cells, cells[samples], moving))
-        x, r = _fixed_point(model, code, expression, vertices[active], steps, tolerance)
+        x, error, r = _fixed_point(model, code, expression, vertices[active], steps, tolerance)
+        x, r = _newton(model, code, expression, vertices[active], x, error, r, NEWTON_STEPS, tolerance)
         positions[k, active] = x
         solved[k, active] = True
         residual[k, active] = r
+        _start_from_neighbours(model, code, expression, vertices, edges, positions[k], residual[k], solved[k],
+                               tolerance)
         if progress is not None:
             progress((k + 1) / n_expr)
     return InverseWarp(positions, solved, residual)
 
 
 def _fixed_point(model, code, expression, targets, steps, tolerance):
-    """x with x + delta(x) = targets (M, 3), and the residual of the x returned.
+    """x with x + delta(x) = targets (M, 3), and the error x + delta(x) - targets and residual of the x returned.
 
     The step x <- x - (x + delta(x) - target) is taken where it lowers a vertex's residual and halved
     where it would not, so that vertices where the warp is not contracting still settle at their best
@@ -155,7 +170,70 @@ def _fixed_point(model, code, expression, targets, steps, tolerance):
         x[accepted], error[accepted], residual[accepted] = (candidate[better], candidate_error[better],
                                                             candidate_residual[better])
         step[todo[~better]] *= 0.5
+    return x, error, residual
+
+
+def _warp_jacobian(model, code, expression, x):
+    """(M, 3, 3) d(x + delta(x))/dx by central differences, the six shifted copies in one evaluation."""
+    shifts = np.concatenate([np.eye(3, dtype=np.float32), -np.eye(3, dtype=np.float32)]) * FD_STEP
+    warped = _warp(model, code, expression, (x[None] + shifts[:, None]).reshape(-1, 3)).reshape(6, len(x), 3)
+    return np.stack([(warped[a] - warped[a + 3]) / (2 * FD_STEP) for a in range(3)], axis=-1)
+
+
+def _newton(model, code, expression, targets, x, error, residual, steps, tolerance):
+    """Newton steps on x (M, 3) where its residual exceeds the tolerance: (x, residual). Damped least squares
+    (J^T J + lambda I) keeps the step finite where the warp folds (J singular)."""
+    x, residual = x.copy(), residual.copy()
+    for _ in range(steps):
+        todo = np.flatnonzero(residual > tolerance)
+        if len(todo) == 0:
+            break
+        jacobian = _warp_jacobian(model, code, expression, x[todo])
+        transposed = jacobian.transpose(0, 2, 1)
+        normal = transposed @ jacobian + 1e-6 * np.eye(3, dtype=np.float32)
+        step = np.linalg.solve(normal, (transposed @ error[todo][..., None]))[..., 0]
+        for _ in range(LINE_SEARCH):
+            candidate = x[todo] - step
+            candidate_error = _warp(model, code, expression, candidate) - targets[todo]
+            candidate_residual = np.linalg.norm(candidate_error, axis=-1)
+            better = candidate_residual < residual[todo]
+            accepted = todo[better]
+            x[accepted], error[accepted], residual[accepted] = (candidate[better], candidate_error[better],
+                                                                candidate_residual[better])
+            todo, step = todo[~better], 0.5 * step[~better]
+            if len(todo) == 0:
+                break
     return x, residual
+
+
+def _start_from_neighbours(model, code, expression, vertices, edges, x, residual, solved, tolerance):
+    """Solves again, in place, the vertices left above the tolerance that have a neighbour within it: from
+    the vertex moved as those neighbours moved (their mean displacement), keeping what lowers the residual.
+    Each round passes solutions one edge further."""
+    a, b = np.concatenate([edges[:, 0], edges[:, 1]]), np.concatenate([edges[:, 1], edges[:, 0]])
+    for _ in range(NEIGHBOUR_ROUNDS):
+        good = solved & (residual <= tolerance)
+        count = np.bincount(a, weights=good[b], minlength=len(x))
+        todo = np.flatnonzero(solved & (residual > tolerance) & (count > 0))
+        if len(todo) == 0:
+            return
+        moved = (x - vertices) * good[:, None]
+        displacement = np.stack([np.bincount(a, weights=moved[b, axis], minlength=len(x))
+                                 for axis in range(3)], -1)[todo] / count[todo, None]
+        start = (vertices[todo] + displacement).astype(np.float32)
+        error = _warp(model, code, expression, start) - vertices[todo]
+        candidate, candidate_residual = _newton(model, code, expression, vertices[todo], start, error,
+                                                np.linalg.norm(error, axis=-1), NEWTON_STEPS, tolerance)
+        better = candidate_residual < residual[todo]
+        if not better.any():
+            return
+        x[todo[better]], residual[todo[better]] = candidate[better], candidate_residual[better]
+
+
+def mesh_edges(faces):
+    """(M, 2) the undirected edges of triangle faces (F, 3), each once."""
+    pairs = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    return np.unique(np.sort(pairs, axis=1), axis=0)
 
 
 def linear_mix(vertices, key_positions, weights):
@@ -175,9 +253,9 @@ def random_expressions(names, count, seed, active=4):
     return weights
 
 
-def linear_mix_error(model, identity, vertices, keys, combinations):
+def linear_mix_error(model, identity, vertices, edges, keys, combinations):
     """Distance (model units) between the linear mix of one-expression keys (an InverseWarp of the
     identity matrix) and the exact inverse warp, per combination (C, E): an array (C, N)."""
-    exact = inverse_warp(model, identity, vertices, combinations).positions
+    exact = inverse_warp(model, identity, vertices, edges, combinations).positions
     mixed = np.stack([linear_mix(vertices, keys.positions, c) for c in combinations])
     return np.linalg.norm(mixed - exact, axis=-1)

@@ -209,6 +209,7 @@ def expressed_mesh(model, state, neutral):
     if not weights.any():
         return neutral
     return with_vertices(neutral, expressions.inverse_warp(model, state.identity, neutral.vertices,
+                                                           expressions.mesh_edges(neutral.faces),
                                                            weights[None]).positions[0])
 
 
@@ -227,4 +228,5 @@ def bake_expressions(model, state, neutral, progress=None):
     alone at 1 moves them: an expressions.InverseWarp (positions (E, N, 3)), what the add-on's shape
     keys are. progress(fraction) after each expression."""
     eye = np.eye(len(model.expression_names), dtype=np.float32)
-    return expressions.inverse_warp(model, state.identity, neutral.vertices, eye, progress=progress)
+    return expressions.inverse_warp(model, state.identity, neutral.vertices, expressions.mesh_edges(neutral.faces),
+                                    eye, progress=progress)

@@ -38,7 +38,7 @@ def _vertices(mesh):
 
 def mesh_edges(mesh):
     """The mesh's edges (M, 2) as vertex index pairs."""
-    edges = np.empty(2 * len(mesh.edges), np.int64)
+    edges = np.empty(2 * len(mesh.edges), np.int32)
     mesh.edges.foreach_get("vertices", edges)
     return edges.reshape(-1, 2)
 

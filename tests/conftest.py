@@ -37,7 +37,7 @@ def build_extension(weights, output_dir):
 
 def blender_edges(mesh):
     """A Blender mesh's edges (M, 2), as the add-on reads them for baking."""
-    edges = np.empty(2 * len(mesh.edges), np.int64)
+    edges = np.empty(2 * len(mesh.edges), np.int32)
     mesh.edges.foreach_get("vertices", edges)
     return edges.reshape(-1, 2)
 

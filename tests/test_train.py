@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import ROOT
 
@@ -97,6 +98,22 @@ def test_a_checkpoint_resumes_only_its_own_config_and_data(tmp_path, monkeypatch
     faster["train"]["threads"] = 1
     train(faster, tmp_path / "m.npz")
     assert not (tmp_path / "m.checkpoint.pt").exists()
+
+
+def test_a_snapshot_is_the_checkpoints_model_and_the_run_goes_on(tmp_path):
+    train_until_interrupted(tiny_config(20, checkpoint_every=10), tmp_path / "run.npz", 15)
+    checkpoint = tmp_path / "run.checkpoint.pt"
+    config = write_config(tmp_path / "run.json", 20, 10)
+    train_module.main(["--config", str(config), "--out", str(tmp_path / "midway.npz"), "--checkpoint",
+                       str(checkpoint), "--snapshot"])
+    midway = HeadModel.load(tmp_path / "midway.npz")
+    assert midway.header["training"]["steps"] == 10 and is_closed(midway.extract_mesh(midway.mean_identity(), resolution=32))
+    state, arrays = torch.load(checkpoint, weights_only=True), np.load(tmp_path / "midway.npz")
+    for name, tensor in state["network"].items():
+        np.testing.assert_array_equal(arrays[f"param/{name}"], tensor.numpy(), err_msg=name)
+    np.testing.assert_array_equal(arrays["codes"], state["codes"]["weight"].numpy())
+    train(tiny_config(20, checkpoint_every=10), tmp_path / "run.npz")
+    assert not checkpoint.exists()
 
 
 # --- --processes: the batch split over torch.distributed (gloo) processes ----------------------------

@@ -440,6 +440,9 @@ def main(argv=None):
                         "--data instead of training from scratch: its network, and a code per scan from its fit")
     parser.add_argument("--data", metavar="NPZ", help="with --init: the scan data set to fine-tune on "
                         "(python -m imhead build-scan-data, with the same model)")
+    parser.add_argument("--snapshot", action="store_true",
+                        help="write the model file --out from --checkpoint as it stands, without training (to "
+                             "evaluate a long run midway; the run resumes from the checkpoint as before)")
     parser.add_argument("--processes", type=int, default=1,
                         help="split each batch over this many processes (torch.distributed, gloo; default 1); "
                              "the same batches, so a checkpoint resumes with any count")
@@ -449,6 +452,8 @@ def main(argv=None):
         parser.error("--init and --data go together: fine-tune the model file --init on the scans of --data")
     if args.init and args.warp_only:
         parser.error("--warp-only trains on the synthetic expressions; a scan data set has none")
+    if args.snapshot and (args.checkpoint is None or args.init or args.warp_only):
+        parser.error("--snapshot writes the model file of a run's --checkpoint (not with --init or --warp-only)")
     if args.init:
         config = fine_tune_config(config, args.init, args.data)
     if args.device:
@@ -456,7 +461,9 @@ def main(argv=None):
     if not args.init:  # a long build says how far it is (the steps' progress starts after it)
         data = config["data"]
         ensure_dataset(data, progress_bar(data["heads"] + data["anny_heads"], "heads", label="data set"))
-    if args.warp_only:
+    if args.snapshot:
+        summary = snapshot(config, args.out, args.checkpoint)
+    elif args.warp_only:
         summary = warp_only(config, args.out, progress_printer())
     elif args.processes > 1:
         summary = train_distributed(config, args.out, args.processes, args.checkpoint)
@@ -483,6 +490,19 @@ def progress_printer():
         shown = " ".join(f"{k}={v:.4g}" for k, v in losses.items())
         print(f"step {step}/{steps}  {spent:.0f}s  eta {eta}  {shown}", flush=True)
     return report
+
+
+def snapshot(config, out_path, checkpoint_path):
+    """The model file of a run's checkpoint as it stands (the first stage's warp; the run itself goes on
+    from the checkpoint): a long run looked at midway. Returns the summary it records."""
+    state = torch.load(checkpoint_path, weights_only=True, map_location="cpu")
+    check_checkpoint_matches(checkpoint_path, state, config)
+    data = load_dataset(config["data"])
+    net = ImHeadNetwork(model_config(config["model"]), template_keypoints(data))
+    net.load_state_dict(state["network"])
+    summary = {"steps": state["step"], "seconds": round(state["elapsed"], 1), "snapshot_of": str(checkpoint_path)}
+    save_trained_model(out_path, net, state["codes"]["weight"], data, config, summary)
+    return summary
 
 
 @denormals_flushed()

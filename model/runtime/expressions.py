@@ -162,15 +162,22 @@ def _fixed_point(model, code, expression, targets, steps, tolerance):
         todo = np.flatnonzero(residual > tolerance)
         if len(todo) == 0:
             break
-        candidate = x[todo] - step[todo, None] * error[todo]
-        candidate_error = _warp(model, code, expression, candidate) - targets[todo]
-        candidate_residual = np.linalg.norm(candidate_error, axis=-1)
-        better = candidate_residual < residual[todo]
-        accepted = todo[better]
-        x[accepted], error[accepted], residual[accepted] = (candidate[better], candidate_error[better],
-                                                            candidate_residual[better])
+        better = _keep_better(model, code, expression, targets, todo, x[todo] - step[todo, None] * error[todo],
+                              x, error, residual)
         step[todo[~better]] *= 0.5
     return x, error, residual
+
+
+def _keep_better(model, code, expression, targets, todo, candidate, x, error, residual):
+    """Moves the points `todo` of x (with their error and residual, in place) to their candidate positions
+    where that lowers the residual; returns where it did (bool, over todo)."""
+    candidate_error = _warp(model, code, expression, candidate) - targets[todo]
+    candidate_residual = np.linalg.norm(candidate_error, axis=-1)
+    better = candidate_residual < residual[todo]
+    accepted = todo[better]
+    x[accepted], error[accepted], residual[accepted] = (candidate[better], candidate_error[better],
+                                                        candidate_residual[better])
+    return better
 
 
 def _warp_jacobian(model, code, expression, x):
@@ -183,7 +190,7 @@ def _warp_jacobian(model, code, expression, x):
 def _newton(model, code, expression, targets, x, error, residual, steps, tolerance):
     """Newton steps on x (M, 3) where its residual exceeds the tolerance: (x, residual). Damped least squares
     (J^T J + lambda I) keeps the step finite where the warp folds (J singular)."""
-    x, residual = x.copy(), residual.copy()
+    x, error, residual = x.copy(), error.copy(), residual.copy()
     for _ in range(steps):
         todo = np.flatnonzero(residual > tolerance)
         if len(todo) == 0:
@@ -193,13 +200,7 @@ def _newton(model, code, expression, targets, x, error, residual, steps, toleran
         normal = transposed @ jacobian + 1e-6 * np.eye(3, dtype=np.float32)
         step = np.linalg.solve(normal, (transposed @ error[todo][..., None]))[..., 0]
         for _ in range(LINE_SEARCH):
-            candidate = x[todo] - step
-            candidate_error = _warp(model, code, expression, candidate) - targets[todo]
-            candidate_residual = np.linalg.norm(candidate_error, axis=-1)
-            better = candidate_residual < residual[todo]
-            accepted = todo[better]
-            x[accepted], error[accepted], residual[accepted] = (candidate[better], candidate_error[better],
-                                                                candidate_residual[better])
+            better = _keep_better(model, code, expression, targets, todo, x[todo] - step, x, error, residual)
             todo, step = todo[~better], 0.5 * step[~better]
             if len(todo) == 0:
                 break

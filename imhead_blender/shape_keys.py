@@ -36,7 +36,7 @@ def _vertices(mesh):
     return co.reshape(-1, 3)
 
 
-def mesh_edges(mesh):
+def _edges(mesh):
     """The mesh's edges (M, 2) as vertex index pairs."""
     edges = np.empty(2 * len(mesh.edges), np.int32)
     mesh.edges.foreach_get("vertices", edges)
@@ -86,7 +86,7 @@ def bake_expressions(head, model, progress=None):
     exact = {name: np.asarray(w, np.float32) for name, w in head.imhead.get("exact_expressions", {}).items()}
     weights = np.concatenate([np.eye(len(names), dtype=np.float32)] +
                              [w[None] for w in exact.values()]) if exact else np.eye(len(names), dtype=np.float32)
-    solved = expressions.inverse_warp(model, identity, vertices, mesh_edges(mesh), weights, progress=progress)
+    solved = expressions.inverse_warp(model, identity, vertices, _edges(mesh), weights, progress=progress)
     values = expression_values(head, model)
     for name, positions, value in zip(names + list(exact), solved.positions,
                                       list(values) + [0.0] * len(exact)):
@@ -111,7 +111,7 @@ def bake_exact_expression(head, model, name, weights):
     if not weights.any():
         raise ImHeadError("the current expression is neutral: set some expression values first")
     vertices = blender_to_model(_vertices(head.data))
-    solved = expressions.inverse_warp(model, read_identity(head), vertices, mesh_edges(head.data), weights[None])
+    solved = expressions.inverse_warp(model, read_identity(head), vertices, _edges(head.data), weights[None])
     _write_key(head, name, model_to_blender(solved.positions[0]), 0.0)
     _write_part_keys(head, [name], model.expression_names, weights[None])
     state = head.imhead

@@ -472,23 +472,23 @@ def main(argv=None):
     print(json.dumps(summary, indent=1))
 
 
-def progress_printer():
-    """progress(step, steps, losses) that prints a line about 200 times a run: time spent on the steps,
-    ETA, losses. Timed from the first step reported, so that building or loading the data set and a
-    resumed run's earlier steps do not count (a resumed v2 run once printed a 9-day ETA)."""
+def progress_printer(lines=200, label=""):
+    """progress(step, steps, losses) that prints a line about `lines` times a run, after `label`: time spent
+    on the steps, ETA, losses. Timed from the first step reported, so that building or loading the data set
+    and a resumed run's earlier steps do not count (a resumed v2 run once printed a 9-day ETA)."""
     start = first_step = None
 
     def report(step, steps, losses):
         nonlocal start, first_step
         if start is None:
             start, first_step = time.perf_counter(), step
-        every = max(1, steps // 200)
+        every = max(1, steps // lines)
         if step % every and step != steps:
             return
         spent = time.perf_counter() - start
         eta = f"{spent / (step - first_step) * (steps - step):.0f}s" if step > first_step else "--"
         shown = " ".join(f"{k}={v:.4g}" for k, v in losses.items())
-        print(f"step {step}/{steps}  {spent:.0f}s  eta {eta}  {shown}", flush=True)
+        print(f"{label}step {step}/{steps}  {spent:.0f}s  eta {eta}  {shown}", flush=True)
     return report
 
 

@@ -2,7 +2,9 @@
 model/runtime/artist_mesh.PARTS), each a mesh object parented to its head with a material named for
 what it is. They are given new vertices whenever the head's mesh is replaced (generate, fit, region
 edits, Update Mesh), are removed when the head is meshed as the implicit surface, and go when the head
-goes: a deleted head leaves neither their objects, meshes nor materials behind (unused)."""
+goes: a deleted head leaves neither their objects, meshes nor materials behind (unused). A head duplicated
+alone (Shift+D or Alt+D of the head without its children) gets copies of its original's parts, driven by
+its own expression keys."""
 import bpy
 
 from ..model.runtime.frame import model_to_blender
@@ -12,6 +14,9 @@ from .meshes import mesh_from_surface
 PART_TAG = "imhead_part"  # custom property of a part object: its ICT part name
 HEAD_TAG = "imhead_head"  # custom property of a part object: its head's name, to tell a deleted head
 MATERIAL_TAG = "imhead_material"  # custom property of the materials made here
+# Custom property of a head with parts: its name. Blender copies it with the object, so a duplicate's
+# names its original, whose parts it then gets.
+OWNER_TAG = "imhead_parts_owner"
 # ICT part name -> (object name after the head's, material name, viewport colour).
 PART_LOOKS = {
     "eyeball_l": ("Eye L", "imHead Eye", (0.9, 0.9, 0.88, 1.0)),
@@ -33,6 +38,7 @@ def install_parts(head, surface):
     existing part objects get the new vertices (their topology is fixed) and lose their expression keys
     (the head's went with its old mesh: shape_keys.py), missing ones are made."""
     placed = getattr(surface, "parts", {})
+    head[OWNER_TAG] = head.name
     existing = {obj[PART_TAG]: obj for obj in part_objects(head)}
     for name, obj in existing.items():
         if name not in placed:
@@ -76,6 +82,28 @@ def _material(name, colour):
     return material
 
 
+def _copy_parts(original, head):
+    """Give `head`, a duplicate of `original` made without its parts, copies of them, their expression keys
+    driven by the duplicate's keys (the duplicate's mesh has copies of the original's)."""
+    original_keys, keys = original.data.shape_keys, head.data.shape_keys
+    for part in part_objects(original):
+        label = PART_LOOKS[part[PART_TAG]][0]
+        obj = part.copy()
+        obj.data = part.data.copy()
+        obj.name, obj.data.name = f"{head.name} {label}", f"{head.data.name} {label}"
+        obj[HEAD_TAG] = head.name
+        obj.parent = head
+        obj.matrix_parent_inverse = part.matrix_parent_inverse.copy()
+        for collection in head.users_collection:
+            collection.objects.link(obj)
+        animation = obj.data.shape_keys and obj.data.shape_keys.animation_data
+        for curve in animation.drivers if animation else ():
+            for variable in curve.driver.variables:
+                for target in variable.targets:
+                    if original_keys is not None and target.id == original_keys:
+                        target.id = keys
+
+
 def remove_part(obj):
     """Remove a part object, its mesh and, once no object uses them, its materials."""
     mesh = obj.data
@@ -89,19 +117,29 @@ def remove_part(obj):
 
 
 @bpy.app.handlers.persistent
-def _remove_orphaned_parts(_scene, depsgraph):
-    """After the scene changed: parts whose head was deleted (Blender unparents them) go with it."""
+def _keep_parts_with_their_heads(_scene, depsgraph):
+    """After the scene changed: parts whose head was deleted (Blender unparents them) go with it, and a head
+    duplicated without its parts gets copies of its original's. The parts of a head renamed, or duplicated
+    with it, are named after it."""
     if not depsgraph.id_type_updated('OBJECT'):
         return
     for obj in [obj for obj in bpy.data.objects if PART_TAG in obj and obj.parent is None]:
         if not is_head(bpy.data.objects.get(obj.get(HEAD_TAG, ""))):
             remove_part(obj)
+    for head in [obj for obj in bpy.data.objects if obj.get(OWNER_TAG, obj.name) != obj.name]:
+        original = bpy.data.objects.get(head[OWNER_TAG])
+        if is_head(head) and not part_objects(head) and is_head(original):
+            _copy_parts(original, head)
+        for part in part_objects(head):
+            part[HEAD_TAG] = head.name
+            part.name = f"{head.name} {PART_LOOKS[part[PART_TAG]][0]}"
+        head[OWNER_TAG] = head.name
 
 
 def register():
-    bpy.app.handlers.depsgraph_update_post.append(_remove_orphaned_parts)
+    bpy.app.handlers.depsgraph_update_post.append(_keep_parts_with_their_heads)
 
 
 def unregister():
-    if _remove_orphaned_parts in bpy.app.handlers.depsgraph_update_post:
-        bpy.app.handlers.depsgraph_update_post.remove(_remove_orphaned_parts)
+    if _keep_parts_with_their_heads in bpy.app.handlers.depsgraph_update_post:
+        bpy.app.handlers.depsgraph_update_post.remove(_keep_parts_with_their_heads)

@@ -229,10 +229,10 @@ def evaluated(bpy, obj):
     return vertices
 
 
-def part_moves_mm(bpy, head, expression):
+def part_moves_mm(bpy, head, expression, shown=None):
     """{part: (V, 3) moves (mm) of its vertices} from the neutral face when only the head's key
-    `expression` is set (to 1)."""
-    parts = part_objects(head)
+    `expression` is set (to 1): the parts of `head`, or of the head `shown`."""
+    parts = part_objects(shown or head)
     neutral = {name: evaluated(bpy, obj) for name, obj in parts.items()}
     head.data.shape_keys.key_blocks[expression].value = 1.0
     moves = {name: 1000.0 * (evaluated(bpy, obj) - neutral[name]) for name, obj in parts.items()}
@@ -296,6 +296,37 @@ def test_the_parts_follow_the_heads_expression_keys_by_drivers_that_survive_a_re
     bpy.ops.wm.open_mainfile(filepath=str(path))
     reloaded = part_moves_mm(bpy, bpy.data.objects[name], "jawOpen")
     np.testing.assert_allclose(reloaded["Teeth"], jaw["Teeth"], atol=1e-3)
+
+
+def duplicate(bpy, objects):
+    for obj in bpy.context.selected_objects:
+        obj.select_set(False)
+    for obj in objects:
+        obj.select_set(True)
+    bpy.context.view_layer.objects.active = objects[0]
+    assert bpy.ops.object.duplicate() == {'FINISHED'}
+    return bpy.context.active_object
+
+
+def test_a_head_duplicated_alone_gets_copies_of_its_parts_driven_by_its_own_keys(bpy, baked):
+    lower_teeth = np.arange(len(part_objects(baked)["Teeth"].data.vertices)) >= UPPER_TEETH_VERTICES
+    copy = duplicate(bpy, [baked])  # Shift+D of the head alone
+    bpy.context.view_layer.update()
+    originals, copies = part_objects(baked), part_objects(copy)
+    assert copy != baked and sorted(copies) == sorted(PARTS)
+    for name, obj in copies.items():
+        assert obj.data != originals[name].data and obj.parent == copy
+        np.testing.assert_allclose(world(obj, coordinates(obj.data.vertices)),
+                                   world(originals[name], coordinates(originals[name].data.vertices)), atol=1e-6)
+    assert -part_moves_mm(bpy, copy, "jawOpen")["Teeth"][lower_teeth, 2].max() >= LOWER_TEETH_DROP_MM
+    # The original's keys drive the original's parts only.
+    assert not any(moves.any() for moves in part_moves_mm(bpy, baked, "jawOpen", shown=copy).values())
+
+    # Duplicated with its parts (Select Hierarchy, Shift+D): the parts Blender copied, not twice as many.
+    again = duplicate(bpy, [baked, *originals.values()])
+    bpy.context.view_layer.update()
+    assert sorted(part_objects(again)) == sorted(PARTS) and again not in (baked, copy)
+    assert -part_moves_mm(bpy, again, "jawOpen")["Teeth"][lower_teeth, 2].max() >= LOWER_TEETH_DROP_MM
 
 
 def test_the_parts_lose_their_keys_with_the_heads_and_get_them_again_with_a_bake(bpy, baked):

@@ -2,8 +2,8 @@
 
     .venv/bin/python scripts/render_model_card.py [--weights weights/imhead.npz] [--output-dir docs]
 
-Writes sampled-heads.png (seeds 0-3, front and side) and held-out-fit.png (an ICT head the model
-never saw and the fit to 10,000 points on it, front and three quarters).
+Writes sampled-heads.png (seeds 0-3, front and side) and held-out-fit.png (an ICT adult and an Anny
+child the model never saw, each beside the fit to 10,000 points on it, front and three quarters).
 """
 import argparse
 import math
@@ -21,9 +21,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from checkout import bridge  # noqa: E402
 from demo import frame_head, setup_render, skin_material  # noqa: E402
 from model import HeadModel  # noqa: E402
-from model.data.build_dataset import test_identities  # noqa: E402
-from model.data.heads import HeadData  # noqa: E402
-from model.evaluation.evaluate import scan_points  # noqa: E402
+from model.evaluation.evaluate import CHILD_AGE_YEARS, evaluation_heads, scan_points  # noqa: E402
 from model.runtime import parallel  # noqa: E402
 from model.runtime.fit import fit  # noqa: E402
 from model.runtime.frame import model_to_blender  # noqa: E402
@@ -109,17 +107,23 @@ def sampled_heads(bpy, model, folder):
 
 
 def held_out_fit(bpy, model, folder):
-    """The first held-out ICT head and the fit to 10,000 points on it, both in metres, model axes."""
-    truth = HeadData().head(test_identities(1)[0])
-    points, normals = scan_points(truth, 10000, seed=0)
-    result = fit(model, points, normals, quality="fast", neutral=True)
-    fitted = result.to_input(model.extract_mesh(result.identity, resolution=FIT_RESOLUTION))
-    print(f"fit: residual {result.residual_mm:.3f} mm in {result.seconds:.1f} s")
-    head, meshes = studio(bpy, [("held-out", model_to_blender(truth.vertices), truth.faces),
-                                ("fit", fitted.vertices, fitted.faces)])
-    images = render_views(bpy, head, [(mesh, view) for view in ("front", "three quarters") for mesh in meshes],
-                          folder)
-    return grid(images, 2, ["held-out ICT head", "fit to 10,000 points"], ["front", "three quarters"])
+    """The first held-out ICT adult and Anny child (as model.evaluation.evaluate takes them) and the fits to
+    10,000 points on each, in metres, model axes."""
+    heads = evaluation_heads(model, 1, anny_heads=3, n_train=0)
+    age, child = next((identity.age_years, head) for identity, head in heads["anny"]
+                      if identity.age_years < CHILD_AGE_YEARS)
+    surfaces, labels = [], []
+    for label, truth in (("ICT adult", heads["ict"][0][1]), (f"Anny child, {age:.0f} years", child)):
+        points, normals = scan_points(truth, 10000, seed=0)
+        result = fit(model, points, normals, quality="fast", neutral=True)
+        fitted = result.to_input(model.extract_mesh(result.identity, resolution=FIT_RESOLUTION))
+        print(f"{label} fit: residual {result.residual_mm:.3f} mm in {result.seconds:.1f} s")
+        surfaces += [(label, model_to_blender(truth.vertices), truth.faces), ("fit", fitted.vertices, fitted.faces)]
+        labels.append(label)
+    head, meshes = studio(bpy, surfaces)
+    images = render_views(bpy, head, [(mesh, view) for pair in (meshes[:2], meshes[2:])
+                                      for view in ("front", "three quarters") for mesh in pair], folder)
+    return grid(images, 4, ["held out, front", "its fit, front", "held out, 3/4", "its fit, 3/4"], labels)
 
 
 def picture_arguments(doc, argv=None):

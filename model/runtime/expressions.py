@@ -180,6 +180,13 @@ def _keep_better(model, code, expression, targets, todo, candidate, x, error, re
     return better
 
 
+def warp_jacobian(model, identity, expression, points):
+    """(M, 3, 3) d(x + delta(x))/dx at points (M, 3) under one expression (n_expressions,) of the head
+    `identity`: where its determinant is not positive, the warp folds space."""
+    return _warp_jacobian(model, model._code(identity), np.asarray(expression, np.float32)[None],
+                          np.ascontiguousarray(points, np.float32))
+
+
 def _warp_jacobian(model, code, expression, x):
     """(M, 3, 3) d(x + delta(x))/dx by central differences, the six shifted copies in one evaluation."""
     shifts = np.concatenate([np.eye(3, dtype=np.float32), -np.eye(3, dtype=np.float32)]) * FD_STEP

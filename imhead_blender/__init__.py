@@ -11,11 +11,12 @@ from .heads import is_head, read_identity
 from .live import finish_previews, request_preview
 from .meshes import ARTIST, IMPLICIT
 from .models import bundled_model_path, load_model
-from .shape_keys import (bake_exact_expression, bake_expressions, expression_keys, expression_values,
-                         import_expression_animation, preset_weights, set_expression_values)
+from .shape_keys import (ExpressionBake, bake_exact_expression, bake_expressions, expression_keys,
+                         expression_values, import_expression_animation, preset_weights, set_expression_values)
 
 __all__ = [
-    "ARTIST", "EXPRESSION_GROUPS", "IMPLICIT", "EXPRESSION_PRESETS", "REGION_SLIDERS", "ImHeadError", "bake_exact_expression",
+    "ARTIST", "EXPRESSION_GROUPS", "IMPLICIT", "EXPRESSION_PRESETS", "REGION_SLIDERS", "ExpressionBake",
+    "ImHeadError", "bake_exact_expression",
     "bake_expressions", "bundled_model_path", "copy_region", "expression_groups", "expression_keys",
     "expression_values", "finish_previews", "generate_head", "head_model", "hide_keypoints",
     "import_expression_animation", "is_head", "keypoint_empties", "load_model", "mesh_is_current",

@@ -75,29 +75,48 @@ def preset_weights(model, preset):
     return expressions.preset_weights(model.expression_names, preset)
 
 
+class ExpressionBake:
+    """Baking a head's expressions as shape keys, in three steps: read what it needs from the scene
+    (made on the main thread), solve (model code only: it may run in a worker thread), write the keys
+    (main thread). One key per expression, and again each exact combination the head had."""
+
+    def __init__(self, head, model):
+        self.model, self.head_name, self.mesh_name = model, head.name, head.data.name
+        self.vertices, self.edges = blender_to_model(_vertices(head.data)), _edges(head.data)
+        self.identity = read_identity(head)
+        self.expression_names = list(model.expression_names)
+        exact = {name: np.asarray(w, np.float32) for name, w in head.imhead.get("exact_expressions", {}).items()}
+        self.key_names = self.expression_names + list(exact)
+        self.weights = np.concatenate([np.eye(len(self.expression_names), dtype=np.float32),
+                                       *[w[None] for w in exact.values()]])
+
+    def solve(self, progress=None):
+        """The inverse warp at every vertex (an expressions.InverseWarp); progress(fraction) after each key."""
+        return expressions.inverse_warp(self.model, self.identity, self.vertices, self.edges, self.weights,
+                                        progress=progress)
+
+    def write(self, head, solved):
+        """The keys into the head's mesh, its values and animation set aside by a re-mesh restored. Returns
+        the residual summary (mm); ImHeadError if the head got another mesh since the bake was read."""
+        if head.data.name != self.mesh_name or len(head.data.vertices) != len(self.vertices):
+            raise ImHeadError(f"{head.name}'s mesh changed while its expressions were baked: bake again")
+        values = expression_values(head, self.model)
+        extra = len(self.key_names) - len(self.expression_names)
+        for name, positions, value in zip(self.key_names, solved.positions, list(values) + [0.0] * extra):
+            _write_key(head, name, model_to_blender(positions), value)
+        _write_part_keys(head, self.key_names, self.expression_names, self.weights)
+        _restore_animation(head)
+        state = head.imhead
+        state.expressions_stale = False
+        summary = solved.residual_summary_mm()
+        state.bake_residual_mm = summary["max"]
+        return summary
+
+
 def bake_expressions(head, model, progress=None):
-    """Give the head's mesh one shape key per expression (and again each exact combination it had), by
-    inverting the warp at every vertex; restores values and animation set aside by a re-mesh.
-    Returns the residual summary (mm). Computes everything before it changes the mesh."""
-    mesh = head.data
-    vertices = blender_to_model(_vertices(mesh))
-    identity = read_identity(head)
-    names = list(model.expression_names)
-    exact = {name: np.asarray(w, np.float32) for name, w in head.imhead.get("exact_expressions", {}).items()}
-    weights = np.concatenate([np.eye(len(names), dtype=np.float32)] +
-                             [w[None] for w in exact.values()]) if exact else np.eye(len(names), dtype=np.float32)
-    solved = expressions.inverse_warp(model, identity, vertices, _edges(mesh), weights, progress=progress)
-    values = expression_values(head, model)
-    for name, positions, value in zip(names + list(exact), solved.positions,
-                                      list(values) + [0.0] * len(exact)):
-        _write_key(head, name, model_to_blender(positions), value)
-    _write_part_keys(head, names + list(exact), names, weights)
-    _restore_animation(head)
-    state = head.imhead
-    state.expressions_stale = False
-    summary = solved.residual_summary_mm()
-    state.bake_residual_mm = summary["max"]
-    return summary
+    """Bake the head's expressions at once (ExpressionBake's three steps). Returns the residual summary (mm)."""
+    bake = ExpressionBake(head, model)
+    return bake.write(head, bake.solve(progress))
 
 
 def bake_exact_expression(head, model, name, weights):

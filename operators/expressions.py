@@ -5,17 +5,40 @@ from bpy_extras.io_utils import ImportHelper
 
 from .. import imhead_blender
 from .active_head import ActiveHeadOperator
+from .modal_job import ModalOperator, ModalSession
+from .preferences import addon_preferences
 
 
-class IMHEAD_OT_bake_expressions(ActiveHeadOperator, bpy.types.Operator):
+class IMHEAD_OT_bake_expressions(ActiveHeadOperator, ModalOperator, bpy.types.Operator):
     """Turn every expression into a shape key of the head's mesh; the keys' values are the expression sliders"""
     bl_idname = "imhead.bake_expressions"
     bl_label = "Bake Expressions"
 
     def act(self, context, head, model, progress):
-        summary = imhead_blender.bake_expressions(head, model, progress)
-        return (f"Baked {len(model.expression_names)} expression keys on {head.name}: residual max "
-                f"{summary['max']:.3f} mm, mean {summary['mean']:.4f} mm")
+        return baked_report(head, imhead_blender.bake_expressions(head, model, progress), model)
+
+    def start_session(self, context):
+        head = context.active_object
+        return bake_session(context, head, imhead_blender.head_model(head, addon_preferences(context).model_path))
+
+
+def bake_session(context, head, model):
+    """The modal bake of `head`: the inverse warp in a worker, the keys written when it is done."""
+    bake = imhead_blender.ExpressionBake(head, model)
+
+    def finish(context, solved):
+        head = context.scene.objects.get(bake.head_name)
+        if head is None:
+            raise imhead_blender.ImHeadError(f"the head {bake.head_name} is no longer in the scene")
+        return {'INFO'}, baked_report(head, bake.write(head, solved), model)
+
+    return ModalSession(context, "Baking", lambda progress: bake.solve(
+        lambda fraction: progress(fraction, "Baking expressions")), finish)
+
+
+def baked_report(head, summary, model):
+    return (f"Baked {len(model.expression_names)} expression keys on {head.name}: residual max "
+            f"{summary['max']:.3f} mm, mean {summary['mean']:.4f} mm")
 
 
 class _BakedOperator(ActiveHeadOperator):

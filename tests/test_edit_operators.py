@@ -181,6 +181,57 @@ def test_bake_expressions_adds_one_exact_key_per_expression(bpy, tiny, head):
     assert 0 < head.imhead.bake_residual_mm < 1.0
 
 
+def start_modal_bake(bpy, installed_extension, head, tiny):
+    """The modal bake's session on `head`, as the operator's invoke() starts it in a window (background
+    Blender's operators get no window, but bpy.context has one; the test sends the events)."""
+    return sys.modules[f"{installed_extension}.operators.expressions"].bake_session(bpy.context, head, tiny)
+
+
+def finish(bpy, session):
+    session.job.thread.join(300)
+    return session.handle(bpy.context, 'TIMER')
+
+
+def test_the_modal_bake_writes_the_keys_when_its_worker_is_done_and_lets_only_navigation_through(
+        bpy, installed_extension, tiny, head):
+    session = start_modal_bake(bpy, installed_extension, head, tiny)
+    assert session.handle(bpy.context, 'WHEELUPMOUSE') == {'PASS_THROUGH'}  # zooming
+    assert session.handle(bpy.context, 'G') == {'RUNNING_MODAL'}            # moving is held back
+    assert finish(bpy, session) == {'FINISHED'}, session.reports
+    assert session.timer is None and not session.job.thread.is_alive()
+    [(level, message)] = session.reports
+    assert level == {'INFO'} and message.startswith(f"Baked 53 expression keys on {head.name}")
+    modal_keys = {k.name: key_coordinates(k) for k in head.data.shape_keys.key_blocks}
+    assert list(modal_keys) == ["Basis"] + tiny.expression_names
+    head.shape_key_clear()
+    assert bpy.ops.imhead.bake_expressions() == {'FINISHED'}  # the same keys as a script's bake
+    for key in head.data.shape_keys.key_blocks:
+        np.testing.assert_array_equal(key_coordinates(key), modal_keys[key.name])
+
+
+def test_esc_mid_bake_writes_nothing_and_a_head_gone_mid_bake_is_reported(bpy, installed_extension, tiny, head):
+    session = start_modal_bake(bpy, installed_extension, head, tiny)
+    assert session.handle(bpy.context, 'ESC') == {'CANCELLED'}
+    assert not session.job.thread.is_alive() and session.timer is None
+    assert session.reports == [({'INFO'}, "Baking cancelled")]
+    assert head.data.shape_keys is None
+    assert session.handle(bpy.context, 'TIMER') == {'CANCELLED'} and head.data.shape_keys is None  # a late event
+
+    session = start_modal_bake(bpy, installed_extension, head, tiny)
+    name = head.name
+    bpy.data.objects.remove(head)
+    assert finish(bpy, session) == {'CANCELLED'}
+    assert session.reports == [({'ERROR'}, f"the head {name} is no longer in the scene")]
+
+    assert bpy.ops.imhead.generate(seed=1) == {'FINISHED'}
+    head = bpy.context.active_object
+    session = start_modal_bake(bpy, installed_extension, head, tiny)
+    assert bpy.ops.imhead.randomize_region(region="nose", seed=2) == {'FINISHED'}  # a new mesh meanwhile
+    assert finish(bpy, session) == {'CANCELLED'} and head.data.shape_keys is None
+    assert session.reports == [({'ERROR'}, f"{head.name}'s mesh changed while its expressions were baked: "
+                                           "bake again")]
+
+
 def test_presets_reset_and_the_exact_current_expression(bpy, tiny, head):
     assert not bpy.ops.imhead.expression_preset.poll()  # nothing baked yet
     bpy.ops.imhead.bake_expressions()

@@ -106,8 +106,8 @@ def start_modal_fit(bpy, installed_extension, quality="fast"):
     settings = {"neutral": False, "quality": quality, "steps": FAST["steps"] if quality == "fast" else 0,
                 "n_points": FAST["n_points"], "topology": bridge.IMPLICIT, "resolution": RESOLUTION}
     before = scene_state(bpy)
-    session = fit_operators.FitSession(bpy.context, bridge.load_model(), world_vertices(scan).astype(np.float64),
-                                       None, settings)
+    session = fit_operators.fit_session(bpy.context, bridge.load_model(), world_vertices(scan).astype(np.float64),
+                                        None, settings)
     return session, before
 
 

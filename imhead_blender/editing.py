@@ -8,8 +8,10 @@ edits the same way); here they are read from and written to the object. "mesh_ed
 current mesh shows (a digest), so that a stale mesh can be told from a current one.
 """
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import bpy
+import numpy as np
 
 from ..model import ImHeadError
 from ..model.runtime import editing
@@ -127,30 +129,48 @@ def reset_region(head, model, region, resolution, progress=None):
 
 
 # --- meshes ------------------------------------------------------------------------------------------
-def edited_surface(head, model, resolution, progress=None):
-    """The edited head's surface in its topology (meshes.head_surface, model frame); touches no scene data."""
-    surface = head_surface(model, read_identity(head), head.imhead.topology, resolution,
-                           local_offsets=edit_offsets(head, model), progress=progress)
-    if len(surface.faces) == 0:
-        raise ImHeadError(f"the model gives no surface for {head.name} with these edits")
-    return surface
+@dataclass
+class Remesh:
+    """Re-meshing a head with its edits, in three steps: read from the scene (Remesh.of, main thread), the
+    surface (model code only: it may run in a worker thread), installed (main thread)."""
+    head_name: str
+    model: object
+    identity: np.ndarray
+    offsets: np.ndarray
+    digest: str
+    topology: str
+    resolution: int
+
+    @classmethod
+    def of(cls, head, model, resolution, topology=None):
+        """The re-mesh of `head` as it is now, in `topology` (default: the head's own)."""
+        return cls(head.name, model, read_identity(head), edit_offsets(head, model), edits_digest(head),
+                   topology or head.imhead.topology, resolution)
+
+    def surface(self, progress=None, remember=False):
+        """The edited head's surface in the topology (meshes.head_surface, model frame); touches no scene data."""
+        surface = head_surface(self.model, self.identity, self.topology, self.resolution,
+                               local_offsets=self.offsets, progress=progress, remember=remember)
+        if len(surface.faces) == 0:
+            raise ImHeadError(f"the model gives no surface for {self.head_name} with these edits")
+        return surface
+
+    def install(self, head, surface):
+        """Give `head` a mesh of `surface`, recording the topology and which edits it shows; baked expression
+        keys cannot follow the new topology: they are set aside (shape_keys.set_aside_expressions) to bake
+        again."""
+        shape_keys.set_aside_expressions(head, self.model)
+        replace_mesh(head, mesh_from_surface(head.data.name, surface))
+        install_parts(head, surface)
+        state = head.imhead
+        state.topology, state.resolution, state["mesh_edits"] = self.topology, self.resolution, self.digest
+        update_keypoint_empties(head, self.model)
 
 
-def install_surface(head, model, surface, resolution, digest):
-    """Give `head` a mesh of `surface`, recording which edits it shows; baked expression keys cannot
-    follow the new topology: they are set aside (shape_keys.set_aside_expressions) to bake again."""
-    shape_keys.set_aside_expressions(head, model)
-    replace_mesh(head, mesh_from_surface(head.data.name, surface))
-    install_parts(head, surface)
-    head.imhead.resolution = resolution
-    head.imhead["mesh_edits"] = digest
-    update_keypoint_empties(head, model)
-
-
-def remesh_head(head, model, resolution, progress=None):
-    """Re-mesh `head` with its edits at `resolution` now."""
-    digest = edits_digest(head)
-    install_surface(head, model, edited_surface(head, model, resolution, progress), resolution, digest)
+def remesh_head(head, model, resolution, progress=None, topology=None):
+    """Re-mesh `head` with its edits at `resolution` now (in `topology`, default the head's own)."""
+    remesh = Remesh.of(head, model, resolution, topology)
+    remesh.install(head, remesh.surface(progress))
 
 
 # --- keypoints ---------------------------------------------------------------------------------------

@@ -17,8 +17,7 @@ import bpy
 
 from ..model import ImHeadError
 from . import editing
-from .heads import is_head, read_identity
-from .meshes import head_surface
+from .heads import is_head
 
 DEBOUNCE_S = 0.25
 POLL_S = 0.05
@@ -32,11 +31,12 @@ errors = {}      # head object name -> the last preview's error message (shown i
 
 @dataclass
 class _Job:
-    head_name: str
-    digest: str
-    resolution: int
-    model: object
+    remesh: editing.Remesh
     future: object
+
+    @property
+    def head_name(self):
+        return self.remesh.head_name
 
 
 def request_preview(head, settings):
@@ -73,31 +73,25 @@ def _submit(head_name, settings):
     if not is_head(head):
         return None
     try:
-        model = editing.head_model(head, settings["model_path"])
-        identity, offsets = read_identity(head), editing.edit_offsets(head, model)
+        remesh = editing.Remesh.of(head, editing.head_model(head, settings["model_path"]), settings["resolution"])
     except ImHeadError as error:
         errors[head_name] = str(error)
         return None
-    resolution = settings["resolution"]
-    future = _executor.submit(head_surface, model, identity, head.imhead.topology, resolution,
-                              local_offsets=offsets, remember=True)
-    return _Job(head_name, editing.edits_digest(head), resolution, model, future)
+    return _Job(remesh, _executor.submit(remesh.surface, remember=True))
 
 
 def _install(job):
     global _running
     _running = None
     head = bpy.data.objects.get(job.head_name)
-    if not is_head(head) or editing.edits_digest(head) != job.digest:
+    if not is_head(head) or editing.edits_digest(head) != job.remesh.digest:
         return  # deleted, or edited again: a newer request covers it
     error = job.future.exception()
-    if error is None and len(job.future.result().faces) == 0:
-        error = ImHeadError(f"the model gives no surface for {head.name} with these edits")
     if error is not None:
         errors[job.head_name] = str(error)
         return
     errors.pop(job.head_name, None)
-    editing.install_surface(head, job.model, job.future.result(), job.resolution, job.digest)
+    job.remesh.install(head, job.future.result())
 
 
 def _start_next():

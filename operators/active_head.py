@@ -32,3 +32,11 @@ class ActiveHeadOperator:
             window_manager.progress_end()
         self.report({'INFO'}, message)
         return {'FINISHED'}
+
+
+def scene_head(context, name):
+    """The head `name` of the scene; ImHeadError when it went while a modal operator worked on it."""
+    head = context.scene.objects.get(name)
+    if head is None:
+        raise imhead_blender.ImHeadError(f"the head {name} is no longer in the scene")
+    return head

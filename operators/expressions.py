@@ -4,7 +4,7 @@ from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
 from .. import imhead_blender
-from .active_head import ActiveHeadOperator
+from .active_head import ActiveHeadOperator, scene_head
 from .modal_job import ModalOperator, ModalSession
 from .preferences import addon_preferences
 
@@ -27,9 +27,7 @@ def bake_session(context, head, model):
     bake = imhead_blender.ExpressionBake(head, model)
 
     def finish(context, solved):
-        head = context.scene.objects.get(bake.head_name)
-        if head is None:
-            raise imhead_blender.ImHeadError(f"the head {bake.head_name} is no longer in the scene")
+        head = scene_head(context, bake.head_name)
         return {'INFO'}, baked_report(head, bake.write(head, solved), model)
 
     return ModalSession(context, "Baking", lambda progress: bake.solve(

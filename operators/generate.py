@@ -5,6 +5,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
 
 from .. import imhead_blender
+from .modal_job import ModalOperator, ModalSession
 from .preferences import addon_preferences, resolution_of
 from .properties import RESOLUTION_ITEMS, SEED_DESCRIPTION, TOPOLOGY_ITEMS, VARIATION_DESCRIPTION
 
@@ -30,8 +31,8 @@ class _HeadSettings:
             return False
         return True
 
-    def make_head(self, context):
-        settings = {
+    def settings(self, context):
+        return {
             "model_path": addon_preferences(context).model_path,
             "seed": self.seed,
             "variation": self.variation,
@@ -39,36 +40,56 @@ class _HeadSettings:
             "resolution": resolution_of(context, self.resolution),
             "replace": self.replace,
         }
+
+    def execute(self, context):
+        self.choose_seed(context)
         window_manager = context.window_manager
         window_manager.progress_begin(0.0, 1.0)
         try:
-            head = imhead_blender.generate_head(context, settings, progress=window_manager.progress_update)
+            head = imhead_blender.generate_head(context, self.settings(context), window_manager.progress_update)
         except imhead_blender.ImHeadError as error:
             self.report({'ERROR'}, str(error))
             return {'CANCELLED'}
         finally:
             window_manager.progress_end()
-        self.report({'INFO'}, f"Made {head.name} (seed {self.seed}, variation {self.variation:.2f})")
+        self.report({'INFO'}, made(head, self.seed, self.variation))
         return {'FINISHED'}
 
+    def start_session(self, context):
+        self.choose_seed(context)
+        return generate_session(context, self.settings(context))
 
-class IMHEAD_OT_generate(_HeadSettings, bpy.types.Operator):
+    def choose_seed(self, context):
+        """The seed, where the operator chooses it."""
+
+
+def generate_session(context, settings):
+    """The modal Generate: the head sampled and meshed in a worker, put in the scene when done."""
+    def place(context, sampled):
+        return {'INFO'}, made(imhead_blender.place_head(context, settings, *sampled), settings["seed"],
+                              settings["variation"])
+
+    return ModalSession(context, "Generating", lambda progress: imhead_blender.sample_head(
+        settings, lambda fraction: progress(fraction, "Meshing the head")), place)
+
+
+def made(head, seed, variation):
+    return f"Made {head.name} (seed {seed}, variation {variation:.2f})"
+
+
+class IMHEAD_OT_generate(_HeadSettings, ModalOperator, bpy.types.Operator):
     """Add a head made by the imHead model at the 3D cursor (variation 0: the mean head)"""
     bl_idname = "imhead.generate"
     bl_label = "Generate Head"
 
-    def execute(self, context):
-        return self.make_head(context)
 
-
-class IMHEAD_OT_random_head(_HeadSettings, bpy.types.Operator):
+class IMHEAD_OT_random_head(_HeadSettings, ModalOperator, bpy.types.Operator):
     """Add a random head at the 3D cursor: a new seed, which the sidebar then shows"""
     bl_idname = "imhead.random_head"
     bl_label = "Random Head"
 
-    def execute(self, context):
+    def choose_seed(self, context):
         # Drawn once, so that redoing (F9) with another variation keeps the same head.
         if not self.properties.is_property_set("seed"):
             self.seed = random.randrange(1 << 20)
         context.scene.imhead.seed = self.seed
-        return self.make_head(context)

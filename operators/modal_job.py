@@ -3,6 +3,7 @@ there touches the scene), the status bar shows its progress, Esc cancels, and th
 the main thread once the work is done. Fit to Scan and Bake Expressions run this way."""
 import threading
 import traceback
+from typing import Callable, NamedTuple
 
 from .. import imhead_blender
 
@@ -49,15 +50,25 @@ class WorkerJob:
         return not self.thread.is_alive()
 
 
+class Then(NamedTuple):
+    """What a finish() returns to go on with more work (after it changed the scene): the next worker's
+    work(progress), its finish, and the report that stands if Esc stops the next work (the scene keeps
+    what this finish did, as one undo step)."""
+    work: Callable
+    finish: Callable
+    if_cancelled: tuple
+
+
 class ModalSession:
     """A modal operator's work between Blender's events: the worker, its timer and the progress shown.
-    When the worker is done, finish(context, outcome) changes the scene and returns the report (it may
-    raise ImHeadError for a scene that changed meanwhile). handle() takes the event's type as the
-    operator's modal() receives it, so a test can send what a window would (background Blender has no
-    event loop). What the operator should report collects in `reports`."""
+    When the worker is done, finish(context, outcome) changes the scene and returns the report, or a Then
+    to go on (it may raise ImHeadError for a scene that changed meanwhile). handle() takes the event's
+    type as the operator's modal() receives it, so a test can send what a window would (background
+    Blender has no event loop). What the operator should report collects in `reports`."""
 
     def __init__(self, context, label, work, finish):
         self.label, self.finish = label, finish
+        self.if_cancelled = None  # the scene is as it was: Esc cancels the operator
         self.reports = []
         self.job = WorkerJob(work, f"imhead-{label.lower().replace(' ', '-')}")
         window_manager = context.window_manager
@@ -69,6 +80,9 @@ class ModalSession:
         job = self.job
         if event_type == 'ESC':
             self.cancel(context)
+            if self.if_cancelled is not None:
+                self.reports.append(self.if_cancelled)
+                return {'FINISHED'}
             self.reports.append(({'INFO'}, f"{self.label} cancelled"))
             return {'CANCELLED'}
         if event_type != 'TIMER':
@@ -79,15 +93,20 @@ class ModalSession:
             return {'RUNNING_MODAL'}
         if self.timer is None:  # ended already (cancelled): a late event
             return {'CANCELLED'}
-        self._end(context)
         try:
             if job.error is not None:
                 raise job.error
-            self.reports.append(self.finish(context, job.outcome))
-            return {'FINISHED'}
+            result = self.finish(context, job.outcome)
         except Exception as error:
+            self._end(context)
             self.reports.append(failure_report(error, self.label))
-            return {'CANCELLED'}
+            return {'FINISHED'} if self.if_cancelled is not None else {'CANCELLED'}
+        if isinstance(result, Then):
+            self.job, self.finish, self.if_cancelled = WorkerJob(result.work, job.thread.name), *result[1:]
+            return {'RUNNING_MODAL'}
+        self._end(context)
+        self.reports.append(result)
+        return {'FINISHED'}
 
     def cancel(self, context):
         """Stop the worker (Esc, or Blender ending the operator: a file is loaded, the window closes) and

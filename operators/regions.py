@@ -5,8 +5,9 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from .. import imhead_blender
-from .active_head import ActiveHeadOperator
-from .preferences import resolution_of
+from .active_head import ActiveHeadOperator, scene_head
+from .modal_job import ModalOperator, ModalSession, Then
+from .preferences import addon_preferences, resolution_of
 from .properties import RESOLUTION_ITEMS, TOPOLOGY_ITEMS
 
 REGION_DESCRIPTION = "Region to edit (empty: the head's active region)"
@@ -66,7 +67,7 @@ class IMHEAD_OT_copy_region(_RegionOperator, bpy.types.Operator):
         return f"Copied the {region} of {source.name} to {head.name}"
 
 
-class IMHEAD_OT_update_head(ActiveHeadOperator, bpy.types.Operator):
+class IMHEAD_OT_update_head(ActiveHeadOperator, ModalOperator, bpy.types.Operator):
     """Mesh the head again with its edits, at Final resolution by default (and bake its expressions
     again if the edits removed them)"""
     bl_idname = "imhead.update_head"
@@ -78,25 +79,56 @@ class IMHEAD_OT_update_head(ActiveHeadOperator, bpy.types.Operator):
     bake: BoolProperty(name="Bake Expressions Again", default=True,
                        description="Bake the expression keys again if they were baked before")
 
-    def act(self, context, head, model, progress):
+    def prepare(self, context, head, model):
+        """The head's re-mesh (imhead_blender.Remesh), and whether its expressions are to be baked again."""
         imhead_blender.finish_previews()  # a preview arriving later must not replace this mesh
-        rebake = self.bake and (head.imhead.expressions_stale or bool(imhead_blender.expression_keys(head, model)))
-        resolution = resolution_of(context, self.resolution)
         if not self.properties.is_property_set("topology"):
             self.topology = head.imhead.topology  # kept, so that redoing (F9) can switch it
-        topology_before = head.imhead.topology
-        head.imhead.topology = self.topology
-        try:
-            imhead_blender.remesh_head(head, model, resolution, progress)
-        except BaseException:
-            head.imhead.topology = topology_before
-            raise
-        message = (f"Meshed {head.name} as the artist mesh" if self.topology == imhead_blender.ARTIST
-                   else f"Meshed {head.name} at resolution {resolution}")
-        if rebake:
-            summary = imhead_blender.bake_expressions(head, model)
-            message += f"; expressions baked again (residual max {summary['max']:.3f} mm)"
-        return message
+        rebake = self.bake and (head.imhead.expressions_stale or bool(imhead_blender.expression_keys(head, model)))
+        return imhead_blender.Remesh.of(head, model, resolution_of(context, self.resolution), self.topology), rebake
+
+    def act(self, context, head, model, progress):
+        remesh, rebake = self.prepare(context, head, model)
+        remesh.install(head, remesh.surface(progress))
+        if not rebake:
+            return meshed(head, remesh)
+        return meshed(head, remesh) + rebaked(imhead_blender.bake_expressions(head, model))
+
+    def start_session(self, context):
+        head = context.active_object
+        model = imhead_blender.head_model(head, addon_preferences(context).model_path)
+        return update_session(context, model, *self.prepare(context, head, model))
+
+
+def update_session(context, model, remesh, rebake):
+    """The modal Update Mesh: the surface meshed in a worker and installed, then (rebake) the expressions
+    solved in a worker and written; Esc while baking keeps the new mesh."""
+    def installed(context, surface):
+        head = scene_head(context, remesh.head_name)
+        remesh.install(head, surface)
+        done = meshed(head, remesh)
+        if not rebake:
+            return {'INFO'}, done
+        bake = imhead_blender.ExpressionBake(head, model)
+
+        def baked(context, solved):
+            return {'INFO'}, done + rebaked(bake.write(scene_head(context, bake.head_name), solved))
+
+        return Then(lambda progress: bake.solve(lambda fraction: progress(fraction, "Baking expressions")), baked,
+                    ({'WARNING'}, f"{done}; the expressions were not baked again (Esc): Bake Expressions bakes them"))
+
+    return ModalSession(context, "Meshing",
+                        lambda progress: remesh.surface(lambda fraction: progress(fraction, "Meshing the head")),
+                        installed)
+
+
+def meshed(head, remesh):
+    return (f"Meshed {head.name} as the artist mesh" if remesh.topology == imhead_blender.ARTIST
+            else f"Meshed {head.name} at resolution {remesh.resolution}")
+
+
+def rebaked(summary):
+    return f"; expressions baked again (residual max {summary['max']:.3f} mm)"
 
 
 class IMHEAD_OT_show_keypoints(ActiveHeadOperator, bpy.types.Operator):

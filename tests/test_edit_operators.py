@@ -232,6 +232,46 @@ def test_esc_mid_bake_writes_nothing_and_a_head_gone_mid_bake_is_reported(bpy, i
                                            "bake again")]
 
 
+def operators_module(installed_extension, name):
+    return sys.modules[f"{installed_extension}.operators.{name}"]
+
+
+def test_generate_runs_modal_and_esc_adds_no_head(bpy, installed_extension):
+    generate = operators_module(installed_extension, "generate")
+    settings = {"model_path": "", "seed": 5, "variation": 1.0, "topology": "IMPLICIT", "resolution": RESOLUTION,
+                "replace": False}
+    objects = set(bpy.data.objects.keys())
+    session = generate.generate_session(bpy.context, settings)
+    assert session.handle(bpy.context, 'ESC') == {'CANCELLED'} and set(bpy.data.objects.keys()) == objects
+    session = generate.generate_session(bpy.context, settings)
+    assert finish(bpy, session) == {'FINISHED'}, session.reports
+    head = bpy.context.active_object
+    assert session.reports == [({'INFO'}, f"Made {head.name} (seed 5, variation 1.00)")]
+    assert bpy.ops.imhead.generate(seed=5) == {'FINISHED'}  # a script's Generate: the same head
+    np.testing.assert_array_equal(coordinates(bpy.context.active_object.data), coordinates(head.data))
+
+
+def test_update_mesh_runs_modal_meshing_then_baking_and_esc_while_baking_keeps_the_new_mesh(
+        bpy, installed_extension, bridge, tiny, head):
+    regions = operators_module(installed_extension, "regions")
+    assert bpy.ops.imhead.bake_expressions() == {'FINISHED'}
+    vertices = len(head.data.vertices)
+    session = regions.update_session(bpy.context, tiny, bridge.Remesh.of(head, tiny, 40), True)
+    assert finish(bpy, session) == {'RUNNING_MODAL'}  # meshed and installed; now baking
+    assert len(head.data.vertices) != vertices and head.imhead.resolution == 40 and head.imhead.expressions_stale
+    assert session.handle(bpy.context, 'ESC') == {'FINISHED'} and session.timer is None
+    assert session.reports == [({'WARNING'}, f"Meshed {head.name} at resolution 40; the expressions were not "
+                                             "baked again (Esc): Bake Expressions bakes them")]
+    assert head.data.shape_keys is None and head.imhead.expressions_stale
+
+    session = regions.update_session(bpy.context, tiny, bridge.Remesh.of(head, tiny, 36), True)
+    assert finish(bpy, session) == {'RUNNING_MODAL'} and finish(bpy, session) == {'FINISHED'}, session.reports
+    [(level, message)] = session.reports
+    assert level == {'INFO'} and message.startswith(f"Meshed {head.name} at resolution 36; expressions baked again")
+    assert [k.name for k in head.data.shape_keys.key_blocks] == ["Basis"] + tiny.expression_names
+    assert not head.imhead.expressions_stale
+
+
 def test_presets_reset_and_the_exact_current_expression(bpy, tiny, head):
     assert not bpy.ops.imhead.expression_preset.poll()  # nothing baked yet
     bpy.ops.imhead.bake_expressions()

@@ -15,7 +15,8 @@ Shapes: B heads, N points per head, K parts, L local code size, P (point, part) 
 """
 import numpy as np
 
-from .numpy_network import POINT_BATCH, ROW_BLOCK, SOFTPLUS_RANGE, positional_encoding
+from .numpy_network import (POINT_BATCH, ROW_BLOCK, SOFTPLUS_RANGE, positional_encoding, sorted_part_pairs,
+                            summed_per_point)
 
 # Pairs per chunk of points: what the forward's POINT_BATCH is for the bundled model (8192 points of 6
 # parts), so that a chunk's tape (about 1 KB a pair, 1260 points of the paper's dense blend) stays
@@ -202,29 +203,15 @@ def _identity_chunk(network, points, keypoints, group_bias, n):
     c = network.config
     B, N, _ = points.shape
     blend = _Blend(network, points, keypoints, n)
-    group = (np.arange(B)[:, None, None] * c.n_parts + blend.nearest).reshape(-1)
-    pair_points = np.broadcast_to(points[:, :, None, :], (B, N, n, 3)).reshape(-1, 3)
-    if c.local_canonical:
-        pair_points = pair_points - keypoints.reshape(-1, 3)[group]
-    pair_points = pair_points / c.part_scale
-    # One matmul per (head, part) group of contiguous rows, as in NumpyNetwork._blended_features.
-    order = np.argsort(group.astype(np.min_scalar_type(len(group_bias))), kind="stable")
-    counts = np.bincount(group, minlength=len(group_bias))
+    order, counts, encoded = sorted_part_pairs(c, points, keypoints, blend.nearest)
     ends = np.cumsum(counts)
-    encoded = positional_encoding(pair_points[order], c.pe_bands)
     groups = np.flatnonzero(counts)
     bounds = np.concatenate([[0], ends[groups]])
     parts = groups % c.n_parts
     features, part_slopes = parts_forward(encoded, bounds, parts, group_bias[groups],  # sorted, unweighted
                                           network.part_weights, network.part_biases)
     pair_weights = blend.weights.reshape(-1)[order, None]
-    unsorted = np.empty_like(features)
-    unsorted[order] = features * pair_weights
-    unsorted = unsorted.reshape(B, N, n, -1)
-    blended = unsorted[:, :, 0].copy()
-    for k in range(1, n):
-        blended += unsorted[:, :, k]
-    del unsorted
+    blended = summed_per_point(features * pair_weights, order, blend.nearest.shape)
     if network.fusion is None:
         sdf = blended[..., 0]
     else:

@@ -83,6 +83,36 @@ def _rows_in_blocks(function, x):
     return np.concatenate([function(x[row:row + ROW_BLOCK]) for row in range(0, len(x), ROW_BLOCK)])
 
 
+def sorted_part_pairs(config, points, keypoints, nearest):
+    """Each point (B, N, 3) paired with its nearest parts (B, N, n), in its part's canonical frame,
+    sorted by (head, part) group so that each group is one run of rows: one matmul a group, as
+    network.PartNetworks does. Returns the sort order of the pairs, the rows per group (B * K) and the
+    sorted pairs' positional encodings."""
+    B, N, n = nearest.shape
+    group = (np.arange(B)[:, None, None] * config.n_parts + nearest).reshape(-1)
+    pair_points = np.broadcast_to(points[:, :, None, :], (B, N, n, 3)).reshape(-1, 3)
+    if config.local_canonical:
+        pair_points = pair_points - keypoints.reshape(-1, 3)[group]
+    pair_points = pair_points / config.part_scale
+    # A stable sort of 8 or 16-bit keys is a radix sort: 8x faster than on int64.
+    order = np.argsort(group.astype(np.min_scalar_type(B * config.n_parts)), kind="stable")
+    counts = np.bincount(group, minlength=B * config.n_parts)
+    return order, counts, positional_encoding(pair_points[order], config.pe_bands)
+
+
+def summed_per_point(sorted_features, order, pairs_shape):
+    """Features of the pairs in sorted order (P, F), put back in the pairs' order (B, N, n) and summed
+    over each point's n pairs: (B, N, F)."""
+    B, N, n = pairs_shape
+    unsorted = np.empty_like(sorted_features)
+    unsorted[order] = sorted_features
+    unsorted = unsorted.reshape(B, N, n, -1)
+    summed = unsorted[:, :, 0].copy()
+    for k in range(1, n):  # n slices added: a sum over an axis of n is several times slower
+        summed += unsorted[:, :, k]
+    return summed
+
+
 class NumpyNetwork:
     """network.ImHeadNetwork's forward pass on numpy, from the arrays of a model file."""
 
@@ -189,25 +219,10 @@ class NumpyNetwork:
         c = self.config
         B, N, _ = points.shape
         nearest, weights = self.blend_weights(points, keypoints, n)
-        group = (np.arange(B)[:, None, None] * c.n_parts + nearest).reshape(-1)
-        pair_points = np.broadcast_to(points[:, :, None, :], (B, N, n, 3)).reshape(-1, 3)
-        if c.local_canonical:
-            pair_points = pair_points - keypoints.reshape(-1, 3)[group]
-        pair_points = pair_points / c.part_scale
-        # One matmul per (head, part) group of contiguous rows, as network.PartNetworks does: the pairs
-        # sorted by group, their weighted features put back in the pairs' order and summed per point.
-        # A stable sort of 8 or 16-bit keys is a radix sort: 8x faster than on int64.
-        order = np.argsort(group.astype(np.min_scalar_type(len(group_bias))), kind="stable")
-        counts = np.bincount(group, minlength=len(group_bias))
-        features = self._grouped(positional_encoding(pair_points[order], c.pe_bands), counts, group_bias)
+        order, counts, encoded = sorted_part_pairs(c, points, keypoints, nearest)
+        features = self._grouped(encoded, counts, group_bias)
         features *= weights.reshape(-1)[order, None]
-        unsorted = np.empty_like(features)
-        unsorted[order] = features
-        unsorted = unsorted.reshape(B, N, n, -1)
-        blended = unsorted[:, :, 0].copy()
-        for k in range(1, n):  # n slices added: a sum over an axis of n is several times slower
-            blended += unsorted[:, :, k]
-        return blended
+        return summed_per_point(features, order, nearest.shape)
 
     def _grouped(self, encoded, counts, group_bias):
         """The part MLPs on encoded pairs sorted by group (counts[g] rows each) -> (P, out) in that order."""

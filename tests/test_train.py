@@ -84,6 +84,30 @@ def test_the_warp_stage_alone_reproduces_the_full_run(tmp_path):
             assert np.allclose(a[name], b[name], atol=1e-6), name
 
 
+def test_a_run_stopped_in_the_warp_stage_resumes_there_to_the_same_model(tmp_path, monkeypatch):
+    config = tiny_config(20, checkpoint_every=7)  # the last step, 20, is no multiple of 7
+    config["train"]["warp_steps"] = 5
+    train(config, tmp_path / "straight.npz")
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "train_warp", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "resumed.npz")
+    checkpoint = tmp_path / "resumed.checkpoint.pt"
+    assert torch.load(checkpoint, weights_only=True)["step"] == 20
+    monkeypatch.undo()
+    train(config, tmp_path / "resumed.npz")
+    assert not checkpoint.exists()
+
+    straight, resumed = np.load(tmp_path / "straight.npz"), np.load(tmp_path / "resumed.npz")
+    assert any(name.startswith("param/warp") for name in straight.files)
+    for name in straight.files:
+        if name.startswith("param/") or name == "codes":
+            assert np.allclose(straight[name], resumed[name], atol=1e-6), name
+
+
 def test_a_checkpoint_resumes_only_its_own_config_and_data(tmp_path, monkeypatch):
     train_until_interrupted(tiny_config(20, checkpoint_every=5), tmp_path / "m.npz", 10)
     other = tiny_config(20, checkpoint_every=5)

@@ -5,10 +5,11 @@
 1. Units are guessed from the cloud's size (a head's RMS radius is about 0.1 m), the cloud is centred
    and scaled into the model frame.
 2. Rigid alignment to the mean head from each of the 24 axis-aligned rotations, the cloud's centroid
-   placed where a whole head's lies and where a face-only scan's does (48 starts): a few Adam steps on
-   rotation, translation and scale each, all starts in one batch; the start whose points lie closest to
-   the surface wins. (From the whole-head centroid alone, front-only scans were fitted turned 70-130
-   degrees.)
+   placed where a whole head's lies and where a face-only scan's does, each at the cloud's own size and
+   scaled to a head's or a face's (96 starts): a few Adam steps on rotation, translation and scale each,
+   all starts in one batch; the start whose points lie closest to the surface wins. (From the whole-head
+   centroid alone, front-only scans were fitted turned 70-130 degrees; at the cloud's own size alone, a
+   toddler's whole head, the size of an adult's face, was aligned as a face: 50 mm off.)
 3. Rotation, translation, scale, the identity (in the whitened principal axes of the training codes, so
    the latent prior is a Mahalanobis distance) and the expression (clamped to [0, 1]) are optimized
    together so that the signed distance vanishes on the points: a truncated Huber loss (outliers beyond
@@ -44,9 +45,13 @@ SIZE_TOLERANCE = 3.5
 HEAD_CENTROID = (0.0, 0.03, -0.02)
 # Where the centroid of a face-only scan (one view from the front: the surface facing forward) lies.
 FACE_CENTROID = (0.0, -0.185, -0.06)
+# The RMS radius (metres) the size-matched alignment starts scale a cloud to: an adult's whole head cut
+# at the neck (0.093-0.118 m over the held-out heads), a face-only scan.
+WHOLE_HEAD_RMS_M = 0.11
+FACE_RMS_M = 0.08
 
 # Alignment phases: (starts kept from the phase before, steps, points per start).
-ALIGN_PHASES = ((48, 20, 128), (4, 30, 384))
+ALIGN_PHASES = ((96, 20, 128), (4, 30, 384))
 ALIGN_STEPS = sum(steps for _, steps, _ in ALIGN_PHASES)
 # Parts per point in the alignment: a coarser field than the model's, good enough to tell starts apart.
 ALIGN_PARTS = 3
@@ -360,13 +365,16 @@ def align(vjp, model, cloud, rng, step_done):
     with the mean head.
 
     Each ALIGN_PHASES entry (starts kept, steps, points per start) optimizes the best starts of the
-    phase before; the first phase has all 24 axis-aligned rotations.
+    phase before; the first phase has all 96 starts.
     """
     code = model.mean_identity()[None]
-    # Every axis-aligned rotation, the cloud's centroid placed where a whole head's lies or a face's.
-    rotations = np.tile(axis_aligned_rotations(), (2, 1, 1))
-    translations = np.repeat([HEAD_CENTROID, FACE_CENTROID], len(rotations) // 2, axis=0)
-    log_scales = np.zeros(len(rotations))
+    rms_m = float(np.sqrt((cloud ** 2).sum(1).mean())) * MODEL_UNIT_M  # the cloud is centred
+    # Every axis-aligned rotation, the cloud's centroid placed where a whole head's lies or a face's, at the
+    # cloud's own size and at a head's or a face's.
+    rotations = np.tile(axis_aligned_rotations(), (4, 1, 1))
+    translations = np.repeat([HEAD_CENTROID, FACE_CENTROID] * 2, len(rotations) // 4, axis=0)
+    log_scales = np.repeat([0.0, 0.0, np.log(WHOLE_HEAD_RMS_M / rms_m), np.log(FACE_RMS_M / rms_m)],
+                           len(rotations) // 4)
     scores = np.zeros(len(rotations))
     done = 0
     for kept, steps, n_points in ALIGN_PHASES:

@@ -256,7 +256,8 @@ def train(config, out_path, progress=None, checkpoint_path=None, share=(0, 1)):
         step += 1
         if progress is not None and rank == 0:
             progress(step, settings["steps"], losses)
-        if step % settings["checkpoint_every"] == 0 and step < settings["steps"]:
+        # The last step's checkpoint too: a run stopped in the warp stage resumes there.
+        if step % settings["checkpoint_every"] == 0 or step == settings["steps"]:
             if rank == 0:
                 save_atomically({"network": net.state_dict(), "codes": codes.state_dict(),
                                  "optimizer": optimizer.state_dict(), "step": step,

@@ -320,28 +320,39 @@ def write_binary_ply(path, points, normals):
         file.write(np.concatenate([points, normals], axis=1).astype("<f4").tobytes())
 
 
+def anny_surface(n, **phenotype):
+    """n points on the outer surface of an Anny head of the given phenotype (AnnyIdentity's fields) and their
+    face normals, model frame."""
+    from model.data.anny_heads import AnnyHeadData, AnnyIdentity
+    from model.data.samples import face_normals, sample_outer_surface, surface_points
+
+    head, _ = AnnyHeadData().head_and_keypoints(AnnyIdentity(**phenotype))
+    face_index, bary = sample_outer_surface(head, n, np.random.default_rng(1))
+    return (surface_points(head.vertices, head.faces, face_index, bary),
+            face_normals(head.vertices, head.faces, face_index))
+
+
+def rotation_error_degrees_and_scale(result, placement):
+    """How far (degrees) the fit's rotation is from undoing scan_placement's, and the fit's scale."""
+    linear = result.transform[:3, :3]
+    scale = np.cbrt(np.linalg.det(linear))
+    error = Rotation.from_matrix(linear / scale @ placement[:3, :3] / (MODEL_UNIT_M * 1000)).magnitude()
+    return np.degrees(error), scale
+
+
 def test_a_front_only_scan_of_a_head_unlike_the_training_heads_is_fitted_the_right_way_up():
     """One view from the front (no back of the head) of an Anny adult, a head the bundled model (ICT
     heads only) never saw, in millimetres and turned 30 degrees: the fit turned it by 70-130 degrees
     and shrank it while its points stayed near the surface, before the alignment also started from
     where a face's centroid lies."""
-    from model.data.anny_heads import AnnyHeadData, AnnyIdentity
-    from model.data.samples import face_normals, sample_outer_surface, surface_points
-
-    model = HeadModel.load(ROOT / "weights" / "imhead.npz")
-    head, _ = AnnyHeadData().head_and_keypoints(AnnyIdentity(age_years=30, gender=0.0, african=0.0, asian=1.0,
-                                                             caucasian=0.0, muscle=0.9, weight=0.2, height=0.5,
-                                                             proportions=0.5))
-    face_index, bary = sample_outer_surface(head, 30000, np.random.default_rng(1))
-    points = surface_points(head.vertices, head.faces, face_index, bary)
-    points = points[face_normals(head.vertices, head.faces, face_index) @ np.array([0.0, -1.0, 0.0]) > 0.3]
+    points, normals = anny_surface(30000, age_years=30, gender=0.0, african=0.0, asian=1.0, caucasian=0.0,
+                                   muscle=0.9, weight=0.2, height=0.5, proportions=0.5)
+    points = points[normals @ np.array([0.0, -1.0, 0.0]) > 0.3]
     placement = scan_placement(30.0)
-    result = fit(model, apply(placement, points), n_points=10000)
+    result = fit(HeadModel.load(ROOT / "weights" / "imhead.npz"), apply(placement, points), n_points=10000)
 
-    linear = result.transform[:3, :3]
-    scale = np.cbrt(np.linalg.det(linear))
-    error = Rotation.from_matrix(linear / scale @ placement[:3, :3] / (MODEL_UNIT_M * 1000)).magnitude()
-    assert np.degrees(error) < 10.0
+    error, scale = rotation_error_degrees_and_scale(result, placement)
+    assert error < 10.0
     assert scale * MODEL_UNIT_M * 1000 == pytest.approx(1.0, abs=0.1)
     assert result.within_5mm > 0.8 and result.explains_scan
 
@@ -350,23 +361,14 @@ def test_a_toddlers_whole_head_the_size_of_an_adults_face_is_fitted_as_a_whole_h
     """An Anny 2-year-old (RMS radius 0.066 m, an adult face's 0.08 m) in millimetres, turned 30 degrees:
     aligned at its own size only, it was taken for a face and fitted turned by 172 degrees (the v2 model:
     50 mm off). The bundled model knows no toddlers: the residual bound allows for that."""
-    from model.data.anny_heads import AnnyHeadData, AnnyIdentity
-    from model.data.samples import face_normals, sample_outer_surface, surface_points
-
-    model = HeadModel.load(ROOT / "weights" / "imhead.npz")
-    head, _ = AnnyHeadData().head_and_keypoints(AnnyIdentity(age_years=2, gender=0.5, african=0.0, asian=0.0,
-                                                             caucasian=1.0, muscle=0.5, weight=0.5, height=0.5,
-                                                             proportions=0.5))
-    face_index, bary = sample_outer_surface(head, 10000, np.random.default_rng(1))
-    points = surface_points(head.vertices, head.faces, face_index, bary)
-    normals = face_normals(head.vertices, head.faces, face_index)
+    points, normals = anny_surface(10000, age_years=2, gender=0.5, african=0.0, asian=0.0, caucasian=1.0,
+                                   muscle=0.5, weight=0.5, height=0.5, proportions=0.5)
     placement = scan_placement(30.0)
-    result = fit(model, apply(placement, points), normals @ placement[:3, :3].T, neutral=True)
+    result = fit(HeadModel.load(ROOT / "weights" / "imhead.npz"), apply(placement, points),
+                 normals @ placement[:3, :3].T, neutral=True)
 
-    linear = result.transform[:3, :3]
-    scale = np.cbrt(np.linalg.det(linear))
-    error = Rotation.from_matrix(linear / scale @ placement[:3, :3] / (MODEL_UNIT_M * 1000)).magnitude()
-    assert np.degrees(error) < 10.0
+    error, _ = rotation_error_degrees_and_scale(result, placement)
+    assert error < 10.0
     assert result.within_5mm > 0.9 and result.residual_mm < 3.0
 
 

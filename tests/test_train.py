@@ -62,10 +62,7 @@ def test_an_interrupted_run_resumes_to_the_same_model(tmp_path):
     train(tiny_config(20, checkpoint_every=10), tmp_path / "resumed.npz")
     assert not (tmp_path / "resumed.checkpoint.pt").exists()
 
-    straight, resumed = np.load(tmp_path / "straight.npz"), np.load(tmp_path / "resumed.npz")
-    for name in straight.files:
-        if name.startswith("param/") or name == "codes":
-            assert np.allclose(straight[name], resumed[name], atol=1e-6), name
+    assert_same_weights(tmp_path / "straight.npz", tmp_path / "resumed.npz")
 
 
 def test_the_warp_stage_alone_reproduces_the_full_run(tmp_path):
@@ -78,10 +75,7 @@ def test_the_warp_stage_alone_reproduces_the_full_run(tmp_path):
     train(tiny_config(10), tmp_path / "staged.npz")
     warp_only(both, tmp_path / "staged.npz", progress=lambda s, n, t: warp_losses.append(t["weighted_warp"]))
     assert np.mean(warp_losses[-5:]) < np.mean(warp_losses[:5])
-    a, b = np.load(tmp_path / "both.npz"), np.load(tmp_path / "staged.npz")
-    for name in a.files:
-        if name.startswith("param/") or name == "codes":
-            assert np.allclose(a[name], b[name], atol=1e-6), name
+    assert_same_weights(tmp_path / "both.npz", tmp_path / "staged.npz")
 
 
 def test_a_run_stopped_in_the_warp_stage_resumes_there_to_the_same_model(tmp_path, monkeypatch):
@@ -101,11 +95,8 @@ def test_a_run_stopped_in_the_warp_stage_resumes_there_to_the_same_model(tmp_pat
     train(config, tmp_path / "resumed.npz")
     assert not checkpoint.exists()
 
-    straight, resumed = np.load(tmp_path / "straight.npz"), np.load(tmp_path / "resumed.npz")
-    assert any(name.startswith("param/warp") for name in straight.files)
-    for name in straight.files:
-        if name.startswith("param/") or name == "codes":
-            assert np.allclose(straight[name], resumed[name], atol=1e-6), name
+    assert any(name.startswith("param/warp") for name in weights(tmp_path / "straight.npz"))
+    assert_same_weights(tmp_path / "straight.npz", tmp_path / "resumed.npz")
 
 
 def test_a_checkpoint_resumes_only_its_own_config_and_data(tmp_path, monkeypatch):
@@ -144,6 +135,12 @@ def test_a_snapshot_is_the_checkpoints_model_and_the_run_goes_on(tmp_path):
 def weights(path):
     model = np.load(path)
     return {name: model[name] for name in model.files if name.startswith("param/") or name == "codes"}
+
+
+def assert_same_weights(path_a, path_b):
+    a, b = weights(path_a), weights(path_b)
+    for name in a:
+        assert np.allclose(a[name], b[name], atol=1e-6), name
 
 
 def largest_difference(a, b):

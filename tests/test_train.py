@@ -65,17 +65,38 @@ def test_an_interrupted_run_resumes_to_the_same_model(tmp_path):
     assert_same_weights(tmp_path / "straight.npz", tmp_path / "resumed.npz")
 
 
-def test_the_warp_stage_alone_reproduces_the_full_run(tmp_path):
+@pytest.mark.parametrize("restart", [False, True])
+def test_the_warp_stage_alone_reproduces_the_full_run(tmp_path, restart):
     """The bundled model's second stage was run with --warp-only on the first stage's file."""
     from model.training.train import warp_only
     both = tiny_config(10)
-    both["train"]["warp_steps"] = 30
+    both["train"].update(warp_steps=30, warp_restart=restart)
     warp_losses = []
     train(both, tmp_path / "both.npz")
     train(tiny_config(10), tmp_path / "staged.npz")
     warp_only(both, tmp_path / "staged.npz", progress=lambda s, n, t: warp_losses.append(t["weighted_warp"]))
     assert np.mean(warp_losses[-5:]) < np.mean(warp_losses[:5])
     assert_same_weights(tmp_path / "both.npz", tmp_path / "staged.npz")
+
+
+def test_a_restarted_warp_owes_nothing_to_the_first_stages(tmp_path):
+    from model.runtime.modelfile import load_model_file
+    from model.training.network import network_from_model_file
+    from model.training.train import WARP_MODULES, load_dataset, train_warp
+    config = tiny_config(10)
+    config["train"].update(warp_steps=5, warp_restart=True)
+    train(tiny_config(10), tmp_path / "first.npz")
+    header, arrays = load_model_file(tmp_path / "first.npz")
+    data, codes = load_dataset(config["data"]), torch.as_tensor(arrays["codes"])
+    trained = []
+    for first_stage_scale in (1.0, 3.0):
+        net = network_from_model_file(header, arrays)
+        with torch.no_grad():
+            net.warp[0].weight.mul_(first_stage_scale)
+        train_warp(net, codes, data, config["train"])
+        trained.append({f"{m}.{k}": v for m in WARP_MODULES for k, v in getattr(net, m).state_dict().items()})
+    for name, tensor in trained[0].items():
+        torch.testing.assert_close(tensor, trained[1][name], msg=name)
 
 
 def test_a_run_stopped_in_the_warp_stage_resumes_there_to_the_same_model(tmp_path, monkeypatch):
@@ -109,8 +130,9 @@ def test_a_checkpoint_resumes_only_its_own_config_and_data(tmp_path, monkeypatch
     with pytest.raises(ImHeadError, match="trained on data version .* now make version another"):
         train(tiny_config(20, checkpoint_every=5), tmp_path / "m.npz")
     monkeypatch.undo()
-    faster = tiny_config(20, checkpoint_every=7)  # how often to checkpoint does not change the run
-    faster["train"]["threads"] = 1
+    # How often to checkpoint and the second stage's settings do not change the first stage's run.
+    faster = tiny_config(20, checkpoint_every=7)
+    faster["train"].update(threads=1, warp_steps=3, lr_warp=1e-4, warp_restart=True)
     train(faster, tmp_path / "m.npz")
     assert not (tmp_path / "m.checkpoint.pt").exists()
 

@@ -124,7 +124,6 @@ class ImHeadNetwork(nn.Module):
     def __init__(self, config: ModelConfig, template_keypoints):
         super().__init__()
         self.config = c = config
-        pe_dim = 3 + 6 * c.pe_bands
         if c.latent == "global":
             self.decomposition = nn.Linear(c.global_dim, c.n_parts * c.local_dim)
         extra = c.extra_global_dim if c.latent == "local_global" else 0
@@ -138,10 +137,15 @@ class ImHeadNetwork(nn.Module):
                                   part_out, c.softplus_beta)
         if c.fusion:
             self.fusion = mlp(3 + c.part_feature, c.fusion_width, c.fusion_layers, 1)
+        self.start_warp()
+
+    def start_warp(self):
+        """The expression warp (lift, identity projection, MLP) made anew: the identity map."""
+        c = self.config
         self.expression_lift = nn.Linear(c.expression_dim, c.expression_code)
         self.warp_identity = nn.Linear(c.code_dim, c.warp_identity_dim)
-        self.warp = mlp(pe_dim + c.expression_code + c.warp_identity_dim, c.warp_width, c.warp_layers, 3)
-        with torch.no_grad():  # the warp starts as the identity map
+        self.warp = mlp(3 + 6 * c.pe_bands + c.expression_code + c.warp_identity_dim, c.warp_width, c.warp_layers, 3)
+        with torch.no_grad():
             self.warp[-1].weight.mul_(0.01)
             self.warp[-1].bias.zero_()
 

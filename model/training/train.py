@@ -38,7 +38,7 @@ TRAIN_DEFAULTS = {
     "lr_network": 1e-3, "lr_codes": 2e-3, "lr_drops": [0.5, 0.75, 0.9], "lr_drop_factor": 0.3,
     "code_init_std": 0.01, "free_clamp": 0.1, "seed": 0, "checkpoint_every": 250, "threads": 0,
     "device": "cpu",
-    "warp_steps": 0, "warp_batch": 8, "warp_points": 1024, "lr_warp": 1e-3,
+    "warp_steps": 0, "warp_batch": 8, "warp_points": 1024, "lr_warp": 1e-3, "warp_restart": False,
     "loss_weights": {"surface": 3.0, "near": 1.0, "free": 0.3, "normal": 0.3, "eikonal": 0.05,
                      "keypoints": 1.0, "code_prior": 1e-4, "warp": 3.0, "expression_sdf": 1.0},
 }
@@ -355,13 +355,16 @@ def train_rank(rank, ranks, rendezvous, config, out_path, checkpoint_path, summa
         summaries.put(summary)
 
 
-# Settings that change where a run goes, not only how fast: a checkpoint resumes only the same ones.
+# The settings a resumed run may change; a checkpoint resumes only the same others. These change how fast a
+# run goes, or only its second stage (train_warp), which starts from the first's end and is never checkpointed.
 SPEED_SETTINGS = ("threads", "device", "checkpoint_every")
+WARP_SETTINGS = ("warp_steps", "warp_batch", "warp_points", "lr_warp", "warp_restart")
 
 
 def resumable_config(config):
-    """The config without the settings that a resumed run may change (SPEED_SETTINGS)."""
-    return {**config, "train": {k: v for k, v in config["train"].items() if k not in SPEED_SETTINGS}}
+    """The config without the settings that a resumed run may change (SPEED_SETTINGS, WARP_SETTINGS)."""
+    return {**config, "train": {k: v for k, v in config["train"].items()
+                                if k not in SPEED_SETTINGS + WARP_SETTINGS}}
 
 
 def check_checkpoint_matches(path, state, config):
@@ -371,8 +374,8 @@ def check_checkpoint_matches(path, state, config):
                           f"data builder and files now make version {data_version()}: restore the data code it "
                           f"was made with, or delete the checkpoint to start afresh")
     saved, wanted = state.get("config"), resumable_config(config)
-    if saved is not None and "data" in saved:  # data settings added since (the all-ages set) take their defaults
-        saved = {**saved, "data": {**DATA_DEFAULTS, **saved["data"]}}
+    if saved is not None:  # data settings added since (the all-ages set) take their defaults
+        saved = resumable_config({**saved, "data": {**DATA_DEFAULTS, **saved.get("data", {})}})
     if saved == wanted:
         return
     if saved is None:
@@ -392,11 +395,18 @@ def train_warp(net, codes, data, settings, progress=None):
 
     Each point is weighted by how far its expression moves it (plus 1 mm): most of a head does not
     move, so a plain mean over points rewards a warp that ignores the expression.
+    With warp_restart the warp starts anew: trained in the first stage at the network's learning rate, its
+    last hidden layer is dead (no unit above zero) at the eyes and brows, and no gradient reaches them there
+    again (runs/v2/README.md, "Why the warp never moves eyes and brows").
     """
     n_expressed, steps = data["exp_head"].shape[0], settings["warp_steps"]
     if not steps or not n_expressed:
         return {}
     started = time.perf_counter()
+    if settings["warp_restart"]:
+        torch.manual_seed(settings["seed"])  # the same new warp after the first stage as with --warp-only
+        net.start_warp()
+        net.to(codes.device)
     rng = np.random.default_rng([settings["seed"], 1])
     optimizer = torch.optim.Adam([p for name in WARP_MODULES for p in getattr(net, name).parameters()],
                                  settings["lr_warp"])

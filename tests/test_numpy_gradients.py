@@ -12,7 +12,7 @@ from model.runtime.head_model import HEAD_BOUNDS, HeadModel
 import model.runtime.numpy_gradients as numpy_gradients
 from model.runtime.numpy_gradients import sdf_and_vjp
 from model.training.network import denormals_flushed, network_from_model_file
-from test_numpy_network import SCALED_PARTS, untrained
+from test_numpy_network import BASIS_WARPS, SCALED_PARTS, untrained
 
 BUNDLED = Path(__file__).resolve().parents[1] / "weights" / "imhead.npz"
 SDF_TOLERANCE = 1e-5
@@ -78,10 +78,11 @@ def test_bundled_weights_gradients_match_torch(bundled, with_expression, n_parts
     assert_matches_torch(head_model.network, net, points, codes, expression, n_parts)
 
 
-@pytest.mark.parametrize("preset,ablation,overrides", [(p, a, {}) for p in PRESETS for a in ABLATIONS] + SCALED_PARTS)
+@pytest.mark.parametrize("preset,ablation,overrides", [(p, a, {}) for p in PRESETS for a in ABLATIONS] + SCALED_PARTS
+                         + BASIS_WARPS)
 def test_every_preset_and_ablation_gradients_match_torch(preset, ablation, overrides):
     """Each latent mode, with and without FusionNet and the local canonical space, scaled parts, dense and
-    truncated blends, fewer parts than the blend's; two heads at once."""
+    truncated blends, fewer parts than the blend's, both forms of warp; two heads at once."""
     config, net, runtime = untrained(preset, ablation, **overrides)
     rng = np.random.default_rng(1)
     count = 60 if preset == "paper" else 400

@@ -115,13 +115,17 @@ def untrained(preset, ablation, **overrides):
 
 # A canonical scale on its own and with the parts seeing x (the scale applies to their input either way).
 SCALED_PARTS = [("tiny", "full", {"part_scale": 0.25}), ("tiny", "no_local_canonical", {"part_scale": 0.25})]
+# The displacement-basis warp: the expression blends the warp's output, not its input.
+BASIS_WARPS = [("tiny", "full", {"warp_basis": True}), ("compact", "no_fusion", {"warp_basis": True})]
 
 
 @pytest.mark.parametrize("preset,ablation,overrides", [(p, "full", {}) for p in PRESETS] +
-                         [(p, a, {}) for p in ("tiny", "compact") for a in ABLATIONS if a != "full"] + SCALED_PARTS)
+                         [(p, a, {}) for p in ("tiny", "compact") for a in ABLATIONS if a != "full"] + SCALED_PARTS
+                         + BASIS_WARPS)
 def test_every_preset_and_ablation_matches_torch(preset, ablation, overrides):
     """Untrained networks of every configuration: each latent mode, with and without FusionNet and the
-    local canonical space, scaled parts, dense and truncated blends, and fewer parts than the blend's."""
+    local canonical space, scaled parts, dense and truncated blends, fewer parts than the blend's, both
+    forms of warp."""
     config, net, runtime = untrained(preset, ablation, **overrides)
     rng = np.random.default_rng(1)
     codes = (0.3 * rng.standard_normal((2, config.code_dim))).astype(np.float32)

@@ -65,7 +65,7 @@ def test_an_interrupted_run_resumes_to_the_same_model(tmp_path):
     assert_same_weights(tmp_path / "straight.npz", tmp_path / "resumed.npz")
 
 
-@pytest.mark.parametrize("restart", [False, True])
+@pytest.mark.parametrize("restart", [False, "mlp", "basis"])
 def test_the_warp_stage_alone_reproduces_the_full_run(tmp_path, restart):
     """The bundled model's second stage was run with --warp-only on the first stage's file."""
     from model.training.train import warp_only
@@ -82,9 +82,9 @@ def test_the_warp_stage_alone_reproduces_the_full_run(tmp_path, restart):
 def test_a_restarted_warp_owes_nothing_to_the_first_stages(tmp_path):
     from model.runtime.modelfile import load_model_file
     from model.training.network import network_from_model_file
-    from model.training.train import WARP_MODULES, load_dataset, train_warp
+    from model.training.train import load_dataset, train_warp
     config = tiny_config(10)
-    config["train"].update(warp_steps=5, warp_restart=True)
+    config["train"].update(warp_steps=5, warp_restart="basis")
     train(tiny_config(10), tmp_path / "first.npz")
     header, arrays = load_model_file(tmp_path / "first.npz")
     data, codes = load_dataset(config["data"]), torch.as_tensor(arrays["codes"])
@@ -94,9 +94,10 @@ def test_a_restarted_warp_owes_nothing_to_the_first_stages(tmp_path):
         with torch.no_grad():
             net.warp[0].weight.mul_(first_stage_scale)
         train_warp(net, codes, data, config["train"])
-        trained.append({f"{m}.{k}": v for m in WARP_MODULES for k, v in getattr(net, m).state_dict().items()})
-    for name, tensor in trained[0].items():
-        torch.testing.assert_close(tensor, trained[1][name], msg=name)
+        assert net.config.warp_basis and net.expression_lift is None
+        trained.append(net.warp_parameters())
+    for first, other in zip(*trained, strict=True):
+        torch.testing.assert_close(first, other)
 
 
 def test_a_run_stopped_in_the_warp_stage_resumes_there_to_the_same_model(tmp_path, monkeypatch):
@@ -132,7 +133,7 @@ def test_a_checkpoint_resumes_only_its_own_config_and_data(tmp_path, monkeypatch
     monkeypatch.undo()
     # How often to checkpoint and the second stage's settings do not change the first stage's run.
     faster = tiny_config(20, checkpoint_every=7)
-    faster["train"].update(threads=1, warp_steps=3, lr_warp=1e-4, warp_restart=True)
+    faster["train"].update(threads=1, warp_steps=3, lr_warp=1e-4, warp_restart="basis")
     train(faster, tmp_path / "m.npz")
     assert not (tmp_path / "m.checkpoint.pt").exists()
 
@@ -255,3 +256,11 @@ def test_the_command_shows_the_data_set_build_before_the_steps(tmp_path, monkeyp
     captured = capfd.readouterr()
     assert "data set [" in captured.err and "2/2 heads 100.0%" in captured.err
     assert (tmp_path / "data.npz").exists() and "step 2/2" in captured.out
+
+
+def test_a_config_names_a_warp_restart_it_knows(tmp_path):
+    config = json.loads(Path(CONFIG).read_text())
+    config["train"]["warp_restart"] = "bases"
+    (tmp_path / "typo.json").write_text(json.dumps(config))
+    with pytest.raises(ImHeadError, match="warp_restart is 'bases'; one of false"):
+        load_config(tmp_path / "typo.json")

@@ -36,7 +36,9 @@ class ModelConfig:
     softplus_beta: float = 100.0
     # Expression warp x_can = x_obs + delta(gamma(x_obs), e(z_exp), z_id).
     expression_dim: int = 53
-    expression_code: int = 64
+    expression_code: int = 64       # the lifted expression e(z_exp); unused with warp_basis
+    warp_basis: bool = False        # delta = D(gamma(x_obs), z_id) z_exp: one displacement field per expression
+                                    # shape, blended by the shapes' weights (no move at z_exp = 0)
     warp_identity_dim: int = 32
     warp_layers: int = 8
     warp_width: int = 128

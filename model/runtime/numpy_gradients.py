@@ -15,8 +15,8 @@ Shapes: B heads, N points per head, K parts, L local code size, P (point, part) 
 """
 import numpy as np
 
-from .numpy_network import (POINT_BATCH, ROW_BLOCK, SOFTPLUS_RANGE, positional_encoding, sorted_part_pairs,
-                            summed_per_point)
+from .numpy_network import (POINT_BATCH, ROW_BLOCK, SOFTPLUS_RANGE, blend_displacements, positional_encoding,
+                            sorted_part_pairs, summed_per_point)
 
 # Pairs per chunk of points: what the forward's POINT_BATCH is for the bundled model (8192 points of 6
 # parts), so that a chunk's tape (about 1 KB a pair, 1260 points of the paper's dense blend) stays
@@ -255,26 +255,34 @@ def _identity_chunk(network, points, keypoints, group_bias, n):
     return sdf, backward
 
 
-def _warp_chunk(network, points, warp_bias):
+def _warp_chunk(network, points, warp_bias, expression):
     """NumpyNetwork.warp_to_canonical of points (B, N, 3), taped (warp_bias: the per-head first-layer
-    bias (B, width)) -> canonical points and backward(d canonical) -> d points, d warp_bias (float64)."""
+    bias (B, width)) -> canonical points and backward(d canonical) -> d points, d warp_bias (float64) and,
+    for a basis warp (whose expression enters at the output, not through warp_bias), d expression (B, E)."""
     c = network.config
     B, N, _ = points.shape
     encoded = positional_encoding(points.reshape(-1, 3), c.pe_bands)
-    offsets = np.empty((B * N, 3), np.float32)
+    out = np.empty((B * N, network.warp.weights[-1].shape[1]), np.float32)
     tape = []
     for b in range(B):
-        forward_rows(encoded, offsets, b * N, (b + 1) * N, network.warp.weights,
+        forward_rows(encoded, out, b * N, (b + 1) * N, network.warp.weights,
                      [warp_bias[b]] + network.warp.biases[1:], tape, b)
+    out = out.reshape(B, N, -1)
+    offsets = blend_displacements(out, expression) if c.warp_basis else out
 
     def backward(d_canonical):
+        d_out, d_expression = d_canonical, None
+        if c.warp_basis:  # offsets = fields @ expression
+            fields = out.reshape(B, N, 3, -1)
+            d_out = d_canonical[..., None] * expression[:, None, None, :]
+            d_expression = np.einsum("bnie,bni->be", fields, d_canonical, dtype=np.float64)
         d_encoded = np.empty_like(encoded)
         d_warp_bias = np.zeros(warp_bias.shape, np.float64)
-        backward_rows(d_canonical.reshape(-1, 3), tape, lambda _: network.warp.weights, d_encoded, d_warp_bias)
+        backward_rows(d_out.reshape(B * N, -1), tape, lambda _: network.warp.weights, d_encoded, d_warp_bias)
         d_points = d_canonical + positional_encoding_backward(encoded, d_encoded, c.pe_bands).reshape(B, N, 3)
-        return d_points, d_warp_bias
+        return d_points, d_warp_bias, d_expression
 
-    return points + offsets.reshape(B, N, 3), backward
+    return points + offsets, backward
 
 
 def sdf_and_vjp(network, points, codes, expression=None, n_parts=None):
@@ -298,21 +306,20 @@ def sdf_and_vjp(network, points, codes, expression=None, n_parts=None):
     group_bias = network.first_layer_bias(cond).reshape(-1, c.part_width)
     if expression is not None:
         expression = np.asarray(expression, np.float32)
-        warp_cond = np.concatenate([network.expression_lift(expression), network.warp_identity(codes)], -1)
-        warp_bias = warp_cond @ network.warp_condition_weight + network.warp.biases[0]
+        warp_bias = network.warp_first_bias(codes, expression)
 
     def chunk_forward(start, stop):
         canonical, warp_backward = points[:, start:stop], None
         if expression is not None:
-            canonical, warp_backward = _warp_chunk(network, canonical, warp_bias)
+            canonical, warp_backward = _warp_chunk(network, canonical, warp_bias, expression)
         sdf, identity_backward = _identity_chunk(network, canonical, keypoints, group_bias, n)
 
         def backward(d_sdf):
             d_canonical, d_keypoints, d_group_bias = identity_backward(d_sdf)
-            d_warp_bias = None
+            warp_gradients = (None, None)
             if warp_backward is not None:
-                d_canonical, d_warp_bias = warp_backward(d_canonical)
-            return d_canonical, d_keypoints, d_group_bias, d_warp_bias
+                d_canonical, *warp_gradients = warp_backward(d_canonical)
+            return d_canonical, d_keypoints, d_group_bias, *warp_gradients
 
         return sdf, backward
 
@@ -336,14 +343,17 @@ def sdf_and_vjp(network, points, codes, expression=None, n_parts=None):
         d_keypoints = np.zeros((B, c.n_parts, 3), np.float64)
         d_group_bias = np.zeros(group_bias.shape, np.float64)
         d_warp_bias = np.zeros((B, c.warp_width), np.float64)
+        d_basis_expression = np.zeros((B, c.expression_dim), np.float64)  # a basis warp's, at its output
         for (start, stop), chunk_backward in zip(chunks, tapes):
             if chunk_backward is None:  # not kept: run forward again
                 chunk_backward = chunk_forward(start, stop)[1]
-            d_points[:, start:stop], d_k, d_g, d_w = chunk_backward(upstream[:, start:stop])
+            d_points[:, start:stop], d_k, d_g, d_w, d_e = chunk_backward(upstream[:, start:stop])
             d_keypoints += d_k
             d_group_bias += d_g
             if d_w is not None:
                 d_warp_bias += d_w
+            if d_e is not None:
+                d_basis_expression += d_e
         tapes.clear()
         # The per-head quantities back to the codes.
         d_group_bias = d_group_bias.astype(np.float32).reshape(B, c.n_parts, -1)
@@ -361,8 +371,9 @@ def sdf_and_vjp(network, points, codes, expression=None, n_parts=None):
         d_expression = None
         if expression is not None:
             d_warp_cond = d_warp_bias.astype(np.float32) @ network.warp_condition_weight.T
-            lift = network.expression_lift.weights[0].shape[1]
-            d_expression = d_warp_cond[:, :lift] @ network.expression_lift.weights[0].T
+            lift = 0 if c.warp_basis else network.expression_lift.weights[0].shape[1]
+            d_expression = (d_basis_expression.astype(np.float32) if c.warp_basis
+                            else d_warp_cond[:, :lift] @ network.expression_lift.weights[0].T)
             d_codes += d_warp_cond[:, lift:] @ network.warp_identity.weights[0].T
         return d_points, d_codes.astype(np.float32), d_expression
 

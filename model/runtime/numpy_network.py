@@ -60,6 +60,13 @@ def beta_scales(layers, beta):
             for i in range(layers)]
 
 
+def blend_displacements(fields, expression):
+    """A basis warp's output (B, N, 3 * E): one displacement per expression shape -> their blend by the
+    expression's weights (B, E) -> (B, N, 3)."""
+    B, N, _ = fields.shape
+    return (fields.reshape(B, N, 3, -1) @ expression[:, None, :, None])[..., 0]
+
+
 class _MLP:
     """torch's linear layers (weights (out, in)) with softplus(beta) between them, beta folded in."""
 
@@ -141,7 +148,7 @@ class NumpyNetwork:
                             for i, (_, bs) in enumerate(scales)]
         self.part_cond_weight = params["parts.cond_weight"] * np.float32(scales[0][0])  # (K, cond, width)
         self.fusion = mlp("fusion", c.fusion_layers + 1) if c.fusion else None
-        self.expression_lift = linear("expression_lift")
+        self.expression_lift = None if c.warp_basis else linear("expression_lift")
         self.warp_identity = linear("warp_identity")
         self.warp = mlp("warp", c.warp_layers + 1)
         # The warp's first layer reads (gamma(x), condition); the condition is the same for every point
@@ -245,15 +252,24 @@ class NumpyNetwork:
     def warp_to_canonical(self, points, codes, expression):
         """Observed points (B, N, 3) -> canonical points, for expression coefficients (B, E)."""
         c = self.config
-        points = np.asarray(points, np.float32)
-        cond = np.concatenate([self.expression_lift(np.asarray(expression, np.float32)),
-                               self.warp_identity(np.asarray(codes, np.float32))], -1)
-        first_bias = (cond @ self.warp_condition_weight + self.warp.biases[0])[:, None]  # (B, 1, width)
+        points, expression = np.asarray(points, np.float32), np.asarray(expression, np.float32)
+        first_bias = self.warp_first_bias(codes, expression)[:, None]  # (B, 1, width)
         out = np.empty_like(points)
         for start in range(0, points.shape[1], ROW_BLOCK):
             chunk = points[:, start:start + ROW_BLOCK]
-            out[:, start:start + ROW_BLOCK] = chunk + self.warp(positional_encoding(chunk, c.pe_bands), first_bias)
+            offsets = self.warp(positional_encoding(chunk, c.pe_bands), first_bias)
+            if c.warp_basis:
+                offsets = blend_displacements(offsets, expression)
+            out[:, start:start + ROW_BLOCK] = chunk + offsets
         return out
+
+    def warp_first_bias(self, codes, expression):
+        """(B, width): the warp's first-layer bias for each head, with its condition folded in (the lifted
+        expression, unless warp_basis, and the identity's projection)."""
+        cond = self.warp_identity(np.asarray(codes, np.float32))
+        if not self.config.warp_basis:
+            cond = np.concatenate([self.expression_lift(np.asarray(expression, np.float32)), cond], -1)
+        return cond @ self.warp_condition_weight + self.warp.biases[0]
 
     def __call__(self, points, codes, expression=None, n_parts=None):
         """Signed distance (B, N) of observed points (B, N, 3) for identity codes (B, code_dim)."""
@@ -286,9 +302,12 @@ def _expected_shapes(c):
     shapes["parts.cond_weight"] = (c.n_parts, c.local_dim + extra, c.part_width)
     if c.fusion:
         mlp("fusion", 3 + c.part_feature, c.fusion_width, c.fusion_layers, 1)
-    linear("expression_lift", c.expression_dim, c.expression_code)
     linear("warp_identity", c.code_dim, c.warp_identity_dim)
-    mlp("warp", pe_dim + c.expression_code + c.warp_identity_dim, c.warp_width, c.warp_layers, 3)
+    if c.warp_basis:
+        mlp("warp", pe_dim + c.warp_identity_dim, c.warp_width, c.warp_layers, 3 * c.expression_dim)
+    else:
+        linear("expression_lift", c.expression_dim, c.expression_code)
+        mlp("warp", pe_dim + c.expression_code + c.warp_identity_dim, c.warp_width, c.warp_layers, 3)
     return shapes
 
 

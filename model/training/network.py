@@ -142,9 +142,15 @@ class ImHeadNetwork(nn.Module):
     def start_warp(self):
         """The expression warp (lift, identity projection, MLP) made anew: the identity map."""
         c = self.config
-        self.expression_lift = nn.Linear(c.expression_dim, c.expression_code)
         self.warp_identity = nn.Linear(c.code_dim, c.warp_identity_dim)
-        self.warp = mlp(3 + 6 * c.pe_bands + c.expression_code + c.warp_identity_dim, c.warp_width, c.warp_layers, 3)
+        if c.warp_basis:
+            self.expression_lift = None
+            self.warp = mlp(3 + 6 * c.pe_bands + c.warp_identity_dim, c.warp_width, c.warp_layers,
+                            3 * c.expression_dim)
+        else:
+            self.expression_lift = nn.Linear(c.expression_dim, c.expression_code)
+            self.warp = mlp(3 + 6 * c.pe_bands + c.expression_code + c.warp_identity_dim, c.warp_width,
+                            c.warp_layers, 3)
         with torch.no_grad():
             self.warp[-1].weight.mul_(0.01)
             self.warp[-1].bias.zero_()
@@ -208,10 +214,19 @@ class ImHeadNetwork(nn.Module):
     def warp_to_canonical(self, points, codes, expression):
         """Observed points (B, N, 3) -> canonical points, for expression coefficients (B, E)."""
         c = self.config
-        cond = torch.cat([self.expression_lift(expression), self.warp_identity(codes)], -1)
+        cond = self.warp_identity(codes)
+        if not c.warp_basis:
+            cond = torch.cat([self.expression_lift(expression), cond], -1)
         cond = cond[:, None, :].expand(-1, points.shape[1], -1)
-        inputs = torch.cat([positional_encoding(points, c.pe_bands), cond], -1)
-        return points + run_mlp(self.warp, inputs, c.softplus_beta)
+        out = run_mlp(self.warp, torch.cat([positional_encoding(points, c.pe_bands), cond], -1), c.softplus_beta)
+        if c.warp_basis:
+            out = (out.view(*points.shape, c.expression_dim) @ expression[:, None, :, None])[..., 0]
+        return points + out
+
+    def warp_parameters(self):
+        """The expression warp's parameters (what the second training stage trains)."""
+        modules = (self.expression_lift, self.warp_identity, self.warp)
+        return [p for module in modules if module is not None for p in module.parameters()]
 
     def forward(self, points, codes, expression=None, n_parts=None):
         """Signed distance (B, N) of observed points (B, N, 3) for identity codes (B, code_dim)."""

@@ -17,6 +17,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from multiprocessing.connection import wait
 from pathlib import Path
 
@@ -46,9 +47,15 @@ DATA_DEFAULTS = {"heads": 300, "seed": 0, "surface": 16384, "near": 16384, "free
                  "anny_heads": 0, "flat_neck_cut": False}
 
 
+WARP_RESTARTS = (False, "mlp", "basis")
+
+
 def load_config(path):
-    """A training config file, with every default filled in."""
+    """A training config file, with every default filled in; ImHeadError for a warp_restart it does not know."""
     raw = json.loads(Path(path).read_text())
+    restart = raw.get("train", {}).get("warp_restart", False)
+    if restart not in WARP_RESTARTS:
+        raise ImHeadError(f"{path}: train.warp_restart is {restart!r}; one of false, \"mlp\" or \"basis\"")
     return {"model": raw.get("model", {"preset": "compact"}),
             "data": {**DATA_DEFAULTS, **raw.get("data", {})},
             "train": {**TRAIN_DEFAULTS, **raw.get("train", {}),
@@ -387,17 +394,15 @@ def check_checkpoint_matches(path, state, config):
                       f"{', '.join(differences)}): run with that config, or delete the checkpoint to start afresh")
 
 
-WARP_MODULES = ("expression_lift", "warp_identity", "warp")
-
-
 def train_warp(net, codes, data, settings, progress=None):
     """Second stage: the expression warp alone, on the data's dense correspondences.
 
     Each point is weighted by how far its expression moves it (plus 1 mm): most of a head does not
     move, so a plain mean over points rewards a warp that ignores the expression.
-    With warp_restart the warp starts anew: trained in the first stage at the network's learning rate, its
-    last hidden layer is dead (no unit above zero) at the eyes and brows, and no gradient reaches them there
-    again (runs/v2/README.md, "Why the warp never moves eyes and brows").
+    With warp_restart ("mlp" or "basis", the form of ModelConfig.warp_basis) the warp starts anew: trained in
+    the first stage, the MLP warp's last hidden layer is dead (no unit above zero) at the eyes and brows, and
+    no gradient reaches them there again; a displacement basis learns them (runs/v2/README.md, "Why the warp
+    never moves eyes and brows").
     """
     n_expressed, steps = data["exp_head"].shape[0], settings["warp_steps"]
     if not steps or not n_expressed:
@@ -405,11 +410,11 @@ def train_warp(net, codes, data, settings, progress=None):
     started = time.perf_counter()
     if settings["warp_restart"]:
         torch.manual_seed(settings["seed"])  # the same new warp after the first stage as with --warp-only
+        net.config = replace(net.config, warp_basis=settings["warp_restart"] == "basis")
         net.start_warp()
         net.to(codes.device)
     rng = np.random.default_rng([settings["seed"], 1])
-    optimizer = torch.optim.Adam([p for name in WARP_MODULES for p in getattr(net, name).parameters()],
-                                 settings["lr_warp"])
+    optimizer = torch.optim.Adam(net.warp_parameters(), settings["lr_warp"])
     for step in range(steps):
         chosen = torch.as_tensor(rng.choice(n_expressed, size=min(settings["warp_batch"], n_expressed),
                                             replace=False), device=codes.device)

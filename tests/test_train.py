@@ -65,16 +65,16 @@ def test_an_interrupted_run_resumes_to_the_same_model(tmp_path):
     assert_same_weights(tmp_path / "straight.npz", tmp_path / "resumed.npz")
 
 
-@pytest.mark.parametrize("restart", [False, "mlp", "basis"])
-def test_the_warp_stage_alone_reproduces_the_full_run(tmp_path, restart):
+@pytest.mark.parametrize("restart,sampling", [(False, "weighted"), ("mlp", "weighted"), ("basis", "by_shape")])
+def test_the_warp_stage_alone_reproduces_the_full_run(tmp_path, restart, sampling):
     """The bundled model's second stage was run with --warp-only on the first stage's file."""
     from model.training.train import warp_only
     both = tiny_config(10)
-    both["train"].update(warp_steps=30, warp_restart=restart)
+    both["train"].update(warp_steps=30, warp_restart=restart, warp_sampling=sampling)
     warp_losses = []
     train(both, tmp_path / "both.npz")
     train(tiny_config(10), tmp_path / "staged.npz")
-    warp_only(both, tmp_path / "staged.npz", progress=lambda s, n, t: warp_losses.append(t["weighted_warp"]))
+    warp_only(both, tmp_path / "staged.npz", progress=lambda s, n, t: warp_losses.extend(t.values()))
     assert np.mean(warp_losses[-5:]) < np.mean(warp_losses[:5])
     assert_same_weights(tmp_path / "both.npz", tmp_path / "staged.npz")
 
@@ -262,5 +262,5 @@ def test_a_config_names_a_warp_restart_it_knows(tmp_path):
     config = json.loads(Path(CONFIG).read_text())
     config["train"]["warp_restart"] = "bases"
     (tmp_path / "typo.json").write_text(json.dumps(config))
-    with pytest.raises(ImHeadError, match="warp_restart is 'bases'; one of false"):
+    with pytest.raises(ImHeadError, match='warp_restart is \'bases\'; one of false, "mlp", "basis"'):
         load_config(tmp_path / "typo.json")

@@ -29,6 +29,7 @@ from ..data.build_dataset import build_dataset, data_version, dataset_path
 from ..data.heads import KEYPOINTS_PATH
 from ..runtime.config import make_config
 from ..runtime.errors import ImHeadError
+from ..runtime.frame import MM
 from ..runtime.modelfile import load_model_file, save_model_file, state_dict_arrays
 from ..runtime.progress import progress_bar
 from .network import ImHeadNetwork, denormals_flushed, network_from_model_file
@@ -40,6 +41,7 @@ TRAIN_DEFAULTS = {
     "code_init_std": 0.01, "free_clamp": 0.1, "seed": 0, "checkpoint_every": 250, "threads": 0,
     "device": "cpu",
     "warp_steps": 0, "warp_batch": 8, "warp_points": 1024, "lr_warp": 1e-3, "warp_restart": False,
+    "warp_sampling": "weighted",
     "loss_weights": {"surface": 3.0, "near": 1.0, "free": 0.3, "normal": 0.3, "eikonal": 0.05,
                      "keypoints": 1.0, "code_prior": 1e-4, "warp": 3.0, "expression_sdf": 1.0},
 }
@@ -47,15 +49,17 @@ DATA_DEFAULTS = {"heads": 300, "seed": 0, "surface": 16384, "near": 16384, "free
                  "anny_heads": 0, "flat_neck_cut": False}
 
 
-WARP_RESTARTS = (False, "mlp", "basis")
+# The second stage's choices (train_warp), each setting's first the default.
+WARP_CHOICES = {"warp_restart": (False, "mlp", "basis"), "warp_sampling": ("weighted", "by_shape")}
 
 
 def load_config(path):
-    """A training config file, with every default filled in; ImHeadError for a warp_restart it does not know."""
+    """A training config file, with every default filled in; ImHeadError for a warp choice it does not know."""
     raw = json.loads(Path(path).read_text())
-    restart = raw.get("train", {}).get("warp_restart", False)
-    if restart not in WARP_RESTARTS:
-        raise ImHeadError(f"{path}: train.warp_restart is {restart!r}; one of false, \"mlp\" or \"basis\"")
+    for setting, choices in WARP_CHOICES.items():
+        value = raw.get("train", {}).get(setting, choices[0])
+        if value not in choices:
+            raise ImHeadError(f"{path}: train.{setting} is {value!r}; one of {', '.join(map(json.dumps, choices))}")
     return {"model": raw.get("model", {"preset": "compact"}),
             "data": {**DATA_DEFAULTS, **raw.get("data", {})},
             "train": {**TRAIN_DEFAULTS, **raw.get("train", {}),
@@ -365,7 +369,7 @@ def train_rank(rank, ranks, rendezvous, config, out_path, checkpoint_path, summa
 # The settings a resumed run may change; a checkpoint resumes only the same others. These change how fast a
 # run goes, or only its second stage (train_warp), which starts from the first's end and is never checkpointed.
 SPEED_SETTINGS = ("threads", "device", "checkpoint_every")
-WARP_SETTINGS = ("warp_steps", "warp_batch", "warp_points", "lr_warp", "warp_restart")
+WARP_SETTINGS = ("warp_steps", "warp_batch", "warp_points", "lr_warp", "warp_restart", "warp_sampling")
 
 
 def resumable_config(config):
@@ -397,8 +401,12 @@ def check_checkpoint_matches(path, state, config):
 def train_warp(net, codes, data, settings, progress=None):
     """Second stage: the expression warp alone, on the data's dense correspondences.
 
-    Each point is weighted by how far its expression moves it (plus 1 mm): most of a head does not
-    move, so a plain mean over points rewards a warp that ignores the expression.
+    warp_sampling "weighted": random expressed heads and points, each point weighted by how far its
+    expression moves it (plus 1 mm): most of a head does not move, so a plain mean over points rewards a warp
+    that ignores the expression. "by_shape": each batch draws warp_batch distinct expression shapes and, for
+    each, an expressed head the shape is active in; half of its points where the expression moves the surface,
+    half anywhere; the plain mean distance. The eye and brow shapes move a few hundred of 16,384 points in one
+    expressed head of twenty: drawn at random, a batch seldom shows them.
     With warp_restart ("mlp" or "basis", the form of ModelConfig.warp_basis) the warp starts anew: trained in
     the first stage, the MLP warp's last hidden layer is dead (no unit above zero) at the eyes and brows, and
     no gradient reaches them there again; a displacement basis learns them (runs/v2/README.md, "Why the warp
@@ -414,22 +422,55 @@ def train_warp(net, codes, data, settings, progress=None):
         net.start_warp()
         net.to(codes.device)
     rng = np.random.default_rng([settings["seed"], 1])
+    draw = (warp_batch_by_shape if settings["warp_sampling"] == "by_shape" else warp_batch_weighted)(data, rng, settings)
     optimizer = torch.optim.Adam(net.warp_parameters(), settings["lr_warp"])
+    name = "weighted_warp" if settings["warp_sampling"] == "weighted" else "warp"
     for step in range(steps):
-        chosen = torch.as_tensor(rng.choice(n_expressed, size=min(settings["warp_batch"], n_expressed),
-                                            replace=False), device=codes.device)
+        chosen, picked, weight = draw()
         rows = chosen[:, None]
-        picked = columns(rng, len(chosen), data["exp_observed"].shape[1], settings["warp_points"], codes.device)
         observed, canonical = data["exp_observed"][rows, picked], data["exp_canonical"][rows, picked]
-        weight = (observed - canonical).norm(dim=-1) + 0.005
+        if weight is None:
+            weight = (observed - canonical).norm(dim=-1) + 0.005
         warped = net.warp_to_canonical(observed, codes[data["exp_head"][chosen].long()], data["exp_weights"][chosen])
         loss = ((warped - canonical).norm(dim=-1) * weight).sum() / weight.sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if progress is not None:
-            progress(step + 1, steps, {"weighted_warp": loss.item()})
-    return {"steps": steps, "seconds": round(time.perf_counter() - started, 1), "weighted_warp": loss.item()}
+            progress(step + 1, steps, {name: loss.item()})
+    return {"steps": steps, "seconds": round(time.perf_counter() - started, 1), name: loss.item()}
+
+
+def warp_batch_weighted(data, rng, settings):
+    """draw() -> (expressed heads (B,), their points (B, warp_points), None: weighted by the move)."""
+    n_expressed, n_points = data["exp_observed"].shape[:2]
+    device = data["exp_observed"].device
+
+    def draw():
+        chosen = torch.as_tensor(rng.choice(n_expressed, size=min(settings["warp_batch"], n_expressed),
+                                            replace=False), device=device)
+        return chosen, columns(rng, len(chosen), n_points, settings["warp_points"], device), None
+    return draw
+
+
+def warp_batch_by_shape(data, rng, settings):
+    """draw() -> (expressed heads (B,), their points (B, warp_points), equal weights): B distinct shapes, an
+    expressed head each that the shape is active in; half the points where that head's expression moves the
+    surface over 0.1 mm."""
+    n_points, device = data["exp_observed"].shape[1], data["exp_observed"].device
+    weights = data["exp_weights"].cpu().numpy()
+    heads_of_shape = [rows for rows in (np.flatnonzero(column > 0) for column in weights.T) if len(rows)]
+    moving = ((data["exp_observed"] - data["exp_canonical"]).norm(dim=-1) > 0.1 * MM).float() + 1e-6
+    generator = torch.Generator(device).manual_seed(int(rng.integers(2 ** 62)))
+    count = settings["warp_points"]
+
+    def draw():
+        shapes = rng.choice(len(heads_of_shape), size=min(settings["warp_batch"], len(heads_of_shape)), replace=False)
+        chosen = torch.as_tensor([rng.choice(heads_of_shape[k]) for k in shapes], device=device)
+        on_moving = torch.multinomial(moving[chosen], count // 2, replacement=True, generator=generator)
+        picked = torch.cat([on_moving, columns(rng, len(chosen), n_points, count - count // 2, device)], 1)
+        return chosen, picked, torch.ones(picked.shape, device=device)
+    return draw
 
 
 def save_trained_model(out_path, net, codes, data, config, summary, template=None):

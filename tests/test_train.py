@@ -244,6 +244,18 @@ def test_the_eta_counts_only_the_steps_of_this_run(capsys):
     assert eta < 20  # timed from step 1501: about 2 s here; timed from the printer's start it read 186 s
 
 
+def test_the_warp_stage_reports_its_own_steps_and_eta(capsys):
+    report = train_module.progress_printer()
+    report(20000, 20000, {"surface": 0.1})  # the first stage's last step
+    time.sleep(1.0)  # the second stage setting up
+    report(1, 10000, {"warp": 0.2})
+    time.sleep(0.01)
+    report(50, 10000, {"warp": 0.2})
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("step 50/10000") and "warp=0.2" in line
+    assert float(line.split("eta ")[1].split("s")[0]) < 10  # about 2 s: timed from the stage's first step
+
+
 def test_the_command_shows_the_data_set_build_before_the_steps(tmp_path, monkeypatch, capfd):
     """A long build (an hour for configs/v2.json on two cores) is a progress bar, not a silent log."""
     monkeypatch.setattr(train_module, "dataset_path", lambda data: tmp_path / "data.npz")

@@ -281,7 +281,7 @@ def train(config, out_path, progress=None, checkpoint_path=None, share=(0, 1)):
         return None
     summary = {"steps": step, "seconds": round(time.perf_counter() - started, 1), "device": str(device),
                "threads": torch.get_num_threads(), "final_losses": losses, "heads": n_heads}
-    summary["warp_stage"] = train_warp(net, codes.weight.detach(), data, settings)
+    summary["warp_stage"] = train_warp(net, codes.weight.detach(), data, settings, progress)
     trained_codes, template = codes.weight.detach().cpu(), None
     if fine_tune:  # the model file's codes stay: generate and fit sample the prior they span
         trained_codes = torch.cat([torch.from_numpy(init[1]["codes"]), trained_codes])
@@ -532,13 +532,15 @@ def main(argv=None):
 def progress_printer(lines=200, label=""):
     """progress(step, steps, losses) that prints a line about `lines` times a run, after `label`: time spent
     on the steps, ETA, losses. Timed from the first step reported, so that building or loading the data set
-    and a resumed run's earlier steps do not count (a resumed v2 run once printed a 9-day ETA)."""
-    start = first_step = None
+    and a resumed run's earlier steps do not count (a resumed v2 run once printed a 9-day ETA); a step that
+    does not follow the last is the second stage's first, timed anew."""
+    start = first_step = last_step = None
 
     def report(step, steps, losses):
-        nonlocal start, first_step
-        if start is None:
+        nonlocal start, first_step, last_step
+        if start is None or step <= last_step:
             start, first_step = time.perf_counter(), step
+        last_step = step
         every = max(1, steps // lines)
         if step % every and step != steps:
             return

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from model import HeadModel  # noqa: E402
 from model.runtime import parallel  # noqa: E402
 from model.runtime.artist_mesh import (QuadSoundness, head_artist_mesh, load_topology, on_surface_vertices,  # noqa: E402
-                                       place_template, quad_geometry)
+                                       placement, quad_geometry)
 from model.runtime.frame import model_to_mm  # noqa: E402
 from model.runtime.numpy_gradients import sdf_and_vjp  # noqa: E402
 
@@ -58,7 +58,8 @@ def measure(model, identity, topology):
     distance, _ = surface_distance(model, identity, mesh.vertices[on])
     quads = topology.quads
     keypoint_vertices = [k["vertex"] for k in model.header["keypoints"]]
-    placed = place_template(topology.vertices, topology.vertices[keypoint_vertices], model.keypoints(identity))
+    placed, _ = placement(lambda points: parallel.in_batches(model.sdf_function(identity), points),
+                          model.keypoints(identity), keypoint_vertices, topology)
     flipped, degenerate = QuadSoundness(placed, topology)(mesh.vertices)
     normal, area, cosine = quad_geometry(mesh.vertices, quads)
     placed_normal, _, _ = quad_geometry(placed, quads)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from model import HeadModel
-from model.runtime import artist_mesh, editing
+from model.runtime import artist_mesh, editing, parallel
 from model.runtime.frame import MM, model_to_mm
 from model.runtime.numpy_gradients import sdf_and_vjp
 
@@ -208,6 +208,57 @@ def test_a_sloping_neck_lies_on_its_surface_with_every_quad_sound():
     assert distance_mm.max() <= STRAY_MAX_MM
     assert distance_mm.mean() <= 0.2 and np.percentile(distance_mm, 99) <= 1.0
     assert soundness_of(model, identity, mesh) == (0, 0)
+
+
+def cut_below_the_chin(model, identity):
+    """The head's field cut flat 35 mm below its chin keypoint, across the template's neck axis, as the
+    all-ages data cut its heads (model/data/neck.py): what a model trained on them learns. And the
+    cut's plane as (point, unit normal into the head)."""
+    topology = artist_mesh.load_topology()
+    rings = artist_mesh.neck_rings(topology)
+    keypoint_vertices = [k["vertex"] for k in model.header["keypoints"]]
+    placed = artist_mesh.place_template(topology.vertices, topology.vertices[keypoint_vertices],
+                                        model.keypoints(identity))
+    loop_centre = placed[rings[0]].mean(0)
+    axis = placed[rings[artist_mesh.NECK_AXIS_RING]].mean(0) - loop_centre
+    axis /= np.linalg.norm(axis)
+    chin = model.keypoints(identity)[[k["name"] for k in model.header["keypoints"]].index("chin")]
+    point = loop_centre + ((chin - loop_centre) @ axis - 35 * MM) * axis
+    function = model.sdf_function(identity)
+
+    def field(points):
+        return np.maximum(parallel.in_batches(function, points), ((point - points) @ axis).astype(np.float32))
+    return field, point, axis
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_neck_cut_above_the_template_ends_in_the_cut_as_a_sleeve_turned_in(seed):
+    model = HeadModel.load(BUNDLED)
+    identity = model.sample_identity(seed)
+    field, point, axis = cut_below_the_chin(model, identity)
+    keypoint_vertices = [k["vertex"] for k in model.header["keypoints"]]
+    mesh = artist_mesh.conform(field, model.keypoints(identity), keypoint_vertices)
+    topology = mesh.topology
+    start, capped = artist_mesh.placement(field, model.keypoints(identity), keypoint_vertices)
+    assert capped and mesh.capped
+    on = artist_mesh.on_surface_vertices(topology)
+    values = field(mesh.vertices[on])
+    distance_mm = model_to_mm(np.abs(values) / np.linalg.norm(
+        artist_mesh.field_gradient(field, mesh.vertices[on], values), axis=1))
+    assert distance_mm.mean() <= 0.2 and np.percentile(distance_mm, 99) <= 1.0  # 0.006 and 0.04 mm
+    flipped, degenerate = artist_mesh.QuadSoundness(start, topology)(mesh.vertices)
+    assert not flipped.any() and not degenerate.any()
+    # The skin below the cut went onto it: the open loop is a hole in it, and every quad there faces out.
+    on_cut = np.abs((mesh.vertices - point) @ axis) <= 0.1 * MM
+    assert on_cut[artist_mesh.neck_rings(topology)[0]].all()
+    cut_quads = on_cut[topology.quads].all(1)
+    assert cut_quads.sum() > 500  # 839 and 808
+    normal, _, _ = artist_mesh.quad_geometry(mesh.vertices, topology.quads[cut_quads])
+    assert np.all(normal @ axis < 0)
+    # The bundled model's own neck ends at the loop: its head is not laid over a cap.
+    function = model.sdf_function(identity)
+    assert not artist_mesh.placement(lambda points: parallel.in_batches(function, points),
+                                     model.keypoints(identity), keypoint_vertices)[1]
 
 
 def test_the_eye_sockets_follow_the_eyelids_without_collapsing(bundled_head):

@@ -16,12 +16,14 @@ quads, one open loop at the bottom of the neck) is
    not per round. The eye sockets are not projected: they lie behind the eyeballs, where the field's
    surface is the eyeball's (the model learned skin and eyes as one surface); the relaxation carries
    them along with the eyelids;
-3. held at the neck: the learned neck may end anywhere (the bundled model's runs on into the meshing
-   box; a model trained on cut necks has a cap). The NECK_RINGS rings of vertices above the open loop
-   move only across the neck's axis, so they cannot slide onto a cap; where no surface is within reach
-   across the axis they keep their placed positions. The rings above them up to NECK_AXIS_RING follow
-   the field's gradient along the axis more ring by ring, so that on a sloping neck they do not slide
-   down onto the held rings.
+3. held at the neck: the learned neck may end anywhere. A model trained on ICT's necks runs on to
+   about the open loop; there the NECK_RINGS rings of vertices above the loop move only across the
+   neck's axis, so they cannot slide onto where it ends; where no surface is within reach across the
+   axis they keep their placed positions. The rings above them up to NECK_AXIS_RING follow the field's
+   gradient along the axis more ring by ring, so that on a sloping neck they do not slide down onto the
+   held rings. A model trained on cut necks (the all-ages data, model/data/neck.py) ends in a flat cap
+   well above the loop (ICT's skin runs on to the shoulders and chest): the skin below it is first
+   laid over the cap, as a sleeve's end turned in (fit_neck_to_cap), and is not held.
 An edited head (region edits) is its unedited artist mesh refitted (steps 2 and 3 from there) where the
 edit reaches, the rest pinned: an edit moves no vertex beyond its fade.
 
@@ -76,6 +78,23 @@ RELAX_RATE = 0.5
 NECK_RINGS = 3
 # The neck's axis: from the open loop's centroid to the centroid of the ring this many edges above it.
 NECK_AXIS_RING = 8
+# fit_neck_to_cap lays the template's skin that lies more than OFF_SURFACE outside a head with a neck cap,
+# below NECK_BAND above the cap, over the cap, leaving a hole of NECK_HOLE_SHARE of the rim's radius
+# (the open loop's). The cap is found along lines parallel to the neck's axis, through the loop's centroid
+# and through its vertices pulled to CAP_SEARCH_SHARE of their distance from the axis (inside the neck, clear
+# of its side), sampled every CAP_SEARCH_STEP.
+OFF_SURFACE = 2 * MM
+NECK_BAND = 25 * MM
+NECK_HOLE_SHARE = 0.3
+CAP_SEARCH_SHARE = 0.25
+CAP_SEARCH_STEP = 1 * MM
+# A field whose neck ends less than this above the template's open loop ends where ICT's neck does (a model
+# trained on ICT's necks learned their open loop closed, 0-9 mm above it): fit_neck_to_cap leaves it be.
+# The all-ages model's (runs/v2) lies 26-76 mm above it (12 generated heads).
+CAP_MIN_RISE = 15 * MM
+# fit_neck_to_cap works round the neck's axis in ANGLES sectors, smoothing over SMOOTHING of them.
+ANGLES = 72
+SMOOTHING = 5
 # A gradient shorter than this gives no direction to step in (an SDF's is about 1).
 MIN_SLOPE = 0.1
 # Distance (model units) below which a vertex counts as on the surface.
@@ -222,6 +241,7 @@ class ArtistMesh:
     vertices: np.ndarray
     topology: ArtistTopology
     parts: dict = dataclasses.field(default_factory=dict)
+    capped: bool = False  # its neck is laid over a learned neck cap (fit_neck_to_cap)
 
     @property
     def faces(self):
@@ -364,6 +384,132 @@ def neck_rings(topology, rings=NECK_AXIS_RING):
     return found
 
 
+def fit_neck_to_cap(field, placed, topology):
+    """The placed template (V, 3) with its skin below the field's neck cap laid over the cap, where the
+    field ends in one at least CAP_MIN_RISE above the template's open loop (a model trained on cut necks;
+    ICT's skin runs on to the shoulders and chest); None where it does not.
+
+    Heights are along the neck's axis (the loop's centroid to ring NECK_AXIS_RING's), angles round it.
+    The cap is the plane of height over the cross-section through the points where lines along the axis
+    enter the field. The skin that goes: the skin reached from the loop through vertices more than
+    OFF_SURFACE outside the field below NECK_BAND above the cap (the chest, the shoulders), rounded out to
+    a smooth line round the neck: at each angle, as far from the loop (along the template's edges) as that
+    skin's edge reaches there, in median. It goes onto the cap plane, at each angle in its order and its
+    share of the way from the loop: from a hole of NECK_HOLE_SHARE of the rim's radius out to the rim (the
+    skin that stays next to it), as a sleeve's end turned in, outside still out, so that its quads face
+    out of the cap and the UVs stay."""
+    rings = neck_rings(topology, NECK_AXIS_RING)
+    loop = rings[0]
+    origin = placed[loop].mean(0).astype(np.float64)
+    axis = placed[rings[NECK_AXIS_RING]].mean(0) - origin
+    axis /= np.linalg.norm(axis)
+    heights = (placed - origin) @ axis
+    across = (placed - origin) - heights[:, None] * axis
+    starts = np.concatenate([np.zeros((1, 3)), CAP_SEARCH_SHARE * across[loop]])
+    entries = _entries(field, origin + starts, axis, heights.max() - heights[loop].min())
+    if not np.isfinite(entries[0]) or entries[0] < CAP_MIN_RISE:
+        return None
+    found = np.isfinite(entries)
+    cap = _height_plane(starts[found], entries[found])
+
+    below_band = heights - cap(across) < NECK_BAND
+    off = np.zeros(len(placed), bool)
+    off[below_band] = field(placed[below_band]) > OFF_SURFACE
+    off[loop] = True
+    edges = topology.edges
+    off_edge = _next_to(np.isfinite(_distance_from(loop, edges, placed, off)), edges)
+    if not off_edge.any():
+        return None
+    along = _distance_from(loop, edges, placed, below_band | off)
+
+    # Angles round the centre of that skin's edge (the loop's centroid can lie near the neck's side: the
+    # chest pulls it forward), in ANGLES sectors.
+    centre = across[off_edge].mean(0)
+    across = across - centre
+    radii = np.linalg.norm(across, axis=1)
+    side = np.cross(axis, [1.0, 0.0, 0.0] if abs(axis[0]) < 0.9 else [0.0, 1.0, 0.0])
+    side /= np.linalg.norm(side)
+    angles = np.arctan2(across @ np.cross(axis, side), across @ side)
+    sectors = np.rint((angles + np.pi) / (2 * np.pi) * ANGLES).astype(int) % ANGLES
+
+    def per_vertex(where, values, statistic):
+        """A smooth function of the angle: `statistic` of values (N,) at the vertices `where` (N,) within
+        each sector, over SMOOTHING sectors round it, then interpolated to every vertex's angle."""
+        by_sector = np.array([statistic(values[sectors[where] == k]) if np.any(sectors[where] == k) else np.nan
+                              for k in range(ANGLES)])
+        known = np.flatnonzero(np.isfinite(by_sector))
+        turns = np.arange(ANGLES)
+        by_sector = np.interp(turns, known, by_sector[known], period=ANGLES)
+        window = np.ones(SMOOTHING) / SMOOTHING
+        smooth = np.convolve(np.concatenate([by_sector[-SMOOTHING:], by_sector, by_sector[:SMOOTHING]]), window,
+                             "same")[SMOOTHING:-SMOOTHING]
+        return np.interp((angles + np.pi) / (2 * np.pi) * ANGLES, turns, smooth, period=ANGLES)
+
+    # The skin goes up to a smooth line round the neck: at each angle, as far from the loop as the skin
+    # off the surface reaches there (its edge's median distance), so that no strip of the neck is left
+    # between skin that goes.
+    edge = np.flatnonzero(off_edge)
+    reach = per_vertex(edge, along[edge], np.median)
+    going = along <= reach
+    rim = np.flatnonzero(_next_to(going, edges))
+    rim_radius = per_vertex(rim, radii[rim], np.median)
+    share = np.clip(along / np.maximum(reach, 1e-12), 0, 1)
+    new_radii = rim_radius * (NECK_HOLE_SHARE + (1 - NECK_HOLE_SHARE) * share)
+    new_across = (new_radii / np.maximum(radii, 1e-12))[:, None] * across + centre
+    moved = np.where(going[:, None], cap(new_across)[:, None] * axis + new_across,
+                     heights[:, None] * axis + across + centre)
+    return (moved + origin).astype(np.float32)
+
+
+def _next_to(marked, edges):
+    """(V,) bool: the vertices not marked (V,) with an edge to one that is."""
+    near = np.zeros(len(marked), bool)
+    near[edges[marked[edges[:, 1]] & ~marked[edges[:, 0]], 0]] = True
+    near[edges[marked[edges[:, 0]] & ~marked[edges[:, 1]], 1]] = True
+    return near
+
+
+def _distance_from(sources, edges, vertices, within):
+    """Per vertex (V,): the length of the shortest path along `edges` from any of `sources`, through
+    vertices marked `within` (V,) only; inf elsewhere."""
+    a, b = edges[:, 0], edges[:, 1]
+    inside = within[a] & within[b]
+    a, b = a[inside], b[inside]
+    lengths = np.linalg.norm(vertices[a].astype(np.float64) - vertices[b], axis=1)
+    distance = np.full(len(vertices), np.inf)
+    distance[sources] = 0.0
+    while True:
+        relaxed = distance.copy()
+        np.minimum.at(relaxed, b, distance[a] + lengths)
+        np.minimum.at(relaxed, a, distance[b] + lengths)
+        if np.array_equal(relaxed, distance):
+            return distance
+        distance = relaxed
+
+
+def _entries(field, starts, direction, reach):
+    """Per start (N, 3): how far along `direction` (3,) the field is first negative, within `reach`
+    (linear between the samples CAP_SEARCH_STEP apart); 0 where it is at the start, inf where never."""
+    steps = np.arange(0.0, reach, CAP_SEARCH_STEP)
+    points = starts[:, None] + steps[None, :, None] * direction
+    values = field(points.reshape(-1, 3).astype(np.float32)).reshape(len(starts), len(steps))
+    inside = values < 0
+    first = inside.argmax(1)
+    before = np.maximum(first - 1, 0)
+    rows = np.arange(len(starts))
+    v0, v1 = values[rows, before], values[rows, first]
+    fraction = np.where(first > 0, v0 / np.maximum(v0 - v1, 1e-12), 0.0)
+    return np.where(inside.any(1), steps[before] + fraction * (steps[first] - steps[before]), np.inf)
+
+
+def _height_plane(across, heights):
+    """The least-squares plane h(p) = h0 + g . p through points p (N, 3) across the axis and their
+    heights (N,): a function (M, 3) -> (M,)."""
+    design = np.concatenate([np.ones((len(across), 1)), across], 1)
+    coefficients, *_ = np.linalg.lstsq(design, heights, rcond=None)
+    return lambda points: coefficients[0] + points @ coefficients[1:]
+
+
 def on_surface_vertices(topology):
     """Indices of the vertices conformed to the surface: all but the eye sockets', which lie behind the
     eyeballs (the field's surface there is the eyeball's: the model learned the skin and eyes as one)."""
@@ -371,26 +517,39 @@ def on_surface_vertices(topology):
     return np.arange(first_socket)
 
 
+def placement(field, keypoints, template_keypoint_vertices, topology=None):
+    """Where the conforming starts (V, 3) for the head whose signed distance is field((N, 3)) -> (N,) and
+    whose keypoints are (K, 3): the template placed by them (place_template; template_keypoint_vertices
+    (K,): the template vertex of each), its neck then laid over the field's neck cap if it has one
+    (fit_neck_to_cap); and whether it was."""
+    topology = topology or load_topology()
+    placed = place_template(topology.vertices, topology.vertices[np.asarray(template_keypoint_vertices)], keypoints)
+    over_cap = fit_neck_to_cap(field, placed, topology)
+    return (placed, False) if over_cap is None else (over_cap, True)
+
+
 def conform(field, keypoints, template_keypoint_vertices, topology=None):
     """The artist mesh (ArtistMesh) of the head whose signed distance is field((N, 3)) -> (N,) and whose
     keypoints are (K, 3), model frame; template_keypoint_vertices (K,): the template vertex of each."""
     topology = topology or load_topology()
     template_keypoints = topology.vertices[np.asarray(template_keypoint_vertices)]
-    placed = place_template(topology.vertices, template_keypoints, keypoints)
-    vertices = _settle(field, placed, topology, np.zeros(len(placed), bool))
+    placed, capped = placement(field, keypoints, template_keypoint_vertices, topology)
+    vertices = _settle(field, placed, topology, np.zeros(len(placed), bool), hold_neck=not capped)
     return ArtistMesh(vertices=vertices, topology=topology,
-                      parts=place_parts(template_keypoints, keypoints, vertices - placed))
+                      parts=place_parts(template_keypoints, keypoints, vertices - placed), capped=capped)
 
 
 def refit(field, mesh, pinned):
     """`mesh` (an ArtistMesh) moved onto the surface of `field` where pinned (V,) is False, keeping its
     own proportions: for an edit, which changes the surface only where it does not pin the mesh. Its
     parts stay as they are."""
-    return replace(mesh, vertices=_settle(field, mesh.vertices, mesh.topology, np.asarray(pinned, bool)))
+    return replace(mesh, vertices=_settle(field, mesh.vertices, mesh.topology, np.asarray(pinned, bool),
+                                          hold_neck=not mesh.capped))
 
 
-def _settle(field, start, topology, pinned):
-    """Vertices (V, 3) from `start` onto the surface (the module's steps 2 and 3); pinned ones stay."""
+def _settle(field, start, topology, pinned, hold_neck):
+    """Vertices (V, 3) from `start` onto the surface (the module's steps 2 and 3); pinned ones stay. The
+    neck is held (step 3) unless told not to: a neck laid over a learned cap has a surface to land on."""
     rings = neck_rings(topology)
     axis = start[rings[NECK_AXIS_RING]].mean(0) - start[rings[0]].mean(0)
     axis /= np.linalg.norm(axis)
@@ -399,7 +558,7 @@ def _settle(field, start, topology, pinned):
     # of it would slide down a neck that slopes (the front of a neck whose surface faces forward and up)
     # onto the rings that move only across the axis, and turn the quads between them over.
     axis_share = np.ones(len(start), np.float32)
-    for ring in range(NECK_AXIS_RING):
+    for ring in range(NECK_AXIS_RING if hold_neck else 0):
         axis_share[rings[ring]] = max(0, ring - NECK_RINGS + 1) / (NECK_AXIS_RING - NECK_RINGS + 1)
     neighbours = _Neighbours(topology.edges, len(start))
     soundness = QuadSoundness(start, topology)

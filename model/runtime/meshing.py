@@ -119,9 +119,10 @@ class _FieldSampler:
     thread.
     """
 
-    def __init__(self, sdf_fn, grid, batch_size, progress):
+    def __init__(self, sdf_fn, grid, batch_size, progress, memo=None):
         self.sdf_fn = sdf_fn
         self.grid = grid
+        self.memo = memo  # a LatticeMemo of grid: points it knows are not evaluated again
         self.batch_size = int(batch_size)
         self.progress = progress
         self.span = (0.0, 1.0)  # the share of the whole job this call's points stand for
@@ -140,6 +141,16 @@ class _FieldSampler:
         return np.asarray(self.sdf_fn(self.grid.points(index)), np.float32).reshape(-1)
 
     def __call__(self, index):
+        if self.memo is None:
+            return self._snapped(self._evaluated(index))
+        slots = np.ravel_multi_index(tuple(index.T), self.memo.shape)
+        known = self.memo.known[slots]
+        values = self.memo.values[slots]
+        values[~known] = self._evaluated(index[~known])
+        self.memo.remember(slots[~known], values[~known])
+        return self._snapped(values)
+
+    def _evaluated(self, index):
         values = np.empty(len(index), dtype=np.float32)
         # Equal batches, a whole number of them per worker: no worker waits on a short last batch.
         rounds = max(1, -(-len(index) // (self.batch_size * self.threads)))
@@ -152,6 +163,9 @@ class _FieldSampler:
             values[start:stop] = batch
             if self.progress is not None:
                 self.progress(start_fraction + (end_fraction - start_fraction) * stop / len(index))
+        return values
+
+    def _snapped(self, values):
         snap = ZERO_SNAP * self.grid.voxel
         small = np.abs(values) < snap
         values[small] = np.where(values[small] < 0, -snap, snap)
@@ -166,17 +180,21 @@ def extract_surface(sdf_fn, resolution, bounds, *, lipschitz=DEFAULT_LIPSCHITZ,
     Gives the mesh `extract_surface_dense` gives at the same resolution wherever the field changes by
     at most `lipschitz` per unit length. `progress(fraction)` is called now and then; an exception
     raised in it propagates (that is how callers cancel). No crossing in the box: an empty mesh.
-    A field found steeper than that (two evaluated neighbours further apart) is extracted again with
-    LIPSCHITZ_MARGIN times the steepest slope seen, so the mesh stays the dense one for any field.
+    A field found steeper than that somewhere (two evaluated neighbours further apart) is extracted
+    again assuming LIPSCHITZ_MARGIN times the steepest slope seen there, in the coarsest cells where it
+    was seen and those next to them (_LipschitzFactor), so the mesh stays the dense one for any field,
+    and a field steep in one small place is not sampled more densely everywhere.
     """
     grid = Grid(resolution, bounds)
+    factor = _LipschitzFactor(lipschitz, -(-grid.cells // 2 ** grid.levels))
+    memo = LatticeMemo(grid)  # what one try evaluated, the next need not
     while True:
         try:
-            with _FieldSampler(sdf_fn, grid, batch_size, progress) as sampler:
-                values, corners = _surface_lattice(grid, lipschitz, sampler)
+            with _FieldSampler(sdf_fn, grid, batch_size, progress, memo) as sampler:
+                values, corners = _surface_lattice(grid, factor, sampler)
             break
         except _SteeperThanAssumed as steeper:
-            lipschitz = LIPSCHITZ_MARGIN * steeper.slope
+            factor.mark(steeper.index, steeper.per_coarsest, steeper.slope)
     mesh = _mesh_from_lattice(values, grid, corners)
     if progress is not None:
         progress(1.0)
@@ -201,10 +219,54 @@ def extract_surface_dense(sdf_fn, resolution, bounds, *, batch_size=DEFAULT_BATC
     return mesh
 
 
+class _LipschitzFactor:
+    """The Lipschitz factor coarse to fine assumes at each lattice point: `base`, and `steep` in the
+    marked coarsest cells, where the field was seen steeper than `base` (and in those next to them)."""
+
+    def __init__(self, base, coarse_cells):
+        self.base = self.steep = float(base)
+        self.marked = np.zeros(tuple(int(n) for n in coarse_cells), dtype=bool)
+
+    def cells(self, per_coarsest):
+        """The factor of each cell of the lattice with `per_coarsest` cells along a coarsest cell's side
+        (a number while nothing is marked)."""
+        if not self.marked.any():
+            return self.base
+        marked = self.marked
+        for axis in range(3):
+            marked = marked.repeat(per_coarsest, axis=axis)
+        return np.where(marked, np.float32(self.steep), np.float32(self.base))
+
+    def points(self, flat, shape, per_coarsest):
+        """The factor at the points `flat` (flat indices) of that lattice, of shape `shape`: their coarsest
+        cell's (a point on a border, the cell above it: a marked cell's neighbours are marked too)."""
+        if not self.marked.any():
+            return self.base
+        index = np.stack(np.unravel_index(flat, shape), axis=-1)
+        cell = np.minimum(index // per_coarsest, np.array(self.marked.shape) - 1)
+        return np.where(self.marked[tuple(cell.T)], np.float32(self.steep), np.float32(self.base))
+
+    def mark(self, index, per_coarsest, slope):
+        """The field changed by `slope` per unit length at lattice points index (N, 3): their coarsest
+        cells and those next to them get LIPSCHITZ_MARGIN times it (every cell, once most are marked)."""
+        seen = np.zeros_like(self.marked)
+        seen[tuple(np.minimum(index // per_coarsest, np.array(self.marked.shape) - 1).T)] = True
+        for axis in range(3):
+            head, tail = _halves(axis)
+            grown = seen.copy()
+            grown[head] |= seen[tail]
+            grown[tail] |= seen[head]
+            seen = grown
+        self.marked |= seen
+        if self.marked.mean() > 0.5:
+            self.marked[:] = True
+        self.steep = max(self.steep, LIPSCHITZ_MARGIN * slope)
+
+
 def _surface_lattice(grid, lipschitz, sampler):
     """Lattice values, coarse to fine, on grid.sampled_shape (the lattice grown to whole coarsest cells):
     exact at every corner of every cell of the lattice proper the surface crosses and of the right sign
-    elsewhere; and the mask of those corners."""
+    elsewhere; and the mask of those corners. lipschitz: a _LipschitzFactor."""
     levels = grid.levels
     stride = 2 ** levels
     coarse_cells = -(-grid.cells // stride)
@@ -230,28 +292,33 @@ def _surface_lattice(grid, lipschitz, sampler):
 
 
 class _SteeperThanAssumed(Exception):
-    """Two evaluated lattice neighbours differ by more than the Lipschitz factor allows: some signs
-    certified from it may be wrong."""
+    """Evaluated lattice neighbours differ by more than the Lipschitz factor there allows: some signs
+    certified from it may be wrong. index (N, 3): those points, on a lattice with per_coarsest cells along
+    a coarsest cell's side; slope: the steepest."""
 
-    def __init__(self, slope):
+    def __init__(self, slope, index, per_coarsest):
         super().__init__(f"field slope {slope:.3g}")
-        self.slope = slope
+        self.slope, self.index, self.per_coarsest = slope, index, per_coarsest
 
 
-def _steepest_slope(flat_values, flat_exact, flat, steps, shape, spacing):
-    """The largest |difference| / spacing between the points `flat` and their evaluated lattice neighbours."""
+def _steeper_than_assumed(flat_values, flat_exact, flat, steps, shape, spacing, factor):
+    """The points `flat` whose |difference| / spacing to an evaluated lattice neighbour exceeds the
+    Lipschitz factor there (a number, or one per point), and the steepest such slope (0 if none)."""
     index = np.unravel_index(flat, shape)
+    allowed = np.broadcast_to(factor, flat.shape)
+    steep = np.zeros(len(flat), dtype=bool)
     steepest = 0.0
     for axis in range(3):
         for sign in (-1, 1):
-            inside = (index[axis] + sign >= 0) & (index[axis] + sign < shape[axis])
-            here = flat[inside]
-            there = here + sign * steps[axis]
-            known = flat_exact[there]
-            if known.any():
-                difference = np.abs(flat_values[here[known]] - flat_values[there[known]])
-                steepest = max(steepest, float(difference.max()) / spacing)
-    return steepest
+            inside = np.flatnonzero((index[axis] + sign >= 0) & (index[axis] + sign < shape[axis]))
+            there = flat[inside] + sign * steps[axis]
+            known = inside[flat_exact[there]]
+            slope = np.abs(flat_values[flat[known]] - flat_values[flat[known] + sign * steps[axis]]) / spacing
+            over = slope > allowed[known]
+            if over.any():
+                steep[known[over]] = True
+                steepest = max(steepest, float(slope[over].max()))
+    return flat[steep], steepest
 
 
 def _refine(coarse, coarse_exact, active, stride, lipschitz, sampler):
@@ -269,6 +336,7 @@ def _refine(coarse, coarse_exact, active, stride, lipschitz, sampler):
     centres and corners) or else evaluated.
     """
     spacing = stride * sampler.grid.voxel
+    per_coarsest = 2 ** sampler.grid.levels // stride
     shape = tuple(2 * n - 1 for n in coarse.shape)
     values = np.empty(shape, dtype=np.float32)
     exact = np.zeros(shape, dtype=bool)
@@ -278,7 +346,7 @@ def _refine(coarse, coarse_exact, active, stride, lipschitz, sampler):
         lower_corner = coarse[tuple(slice(0, n - o) for n, o in zip(coarse.shape, offset))]
         values[tuple(slice(o, None, 2) for o in offset)] = lower_corner
 
-    uncertain = _uncertain_cells(coarse, lipschitz * spacing * math.sqrt(3)) & active
+    uncertain = _uncertain_cells(coarse, lipschitz.cells(per_coarsest // 2) * spacing * math.sqrt(3)) & active
     flat_values, flat_exact = values.reshape(-1), exact.reshape(-1)
     steps = np.array(values.strides) // values.itemsize
     span_start, span_end = sampler.span
@@ -289,22 +357,25 @@ def _refine(coarse, coarse_exact, active, stride, lipschitz, sampler):
                         span_start + (span_end - span_start) * (step + 1) / 4)
         flat_values[flat] = sampler(np.stack(np.unravel_index(flat, shape), axis=-1) * stride)
         flat_exact[flat] = True
-        slope = _steepest_slope(flat_values, flat_exact, flat, steps, shape, spacing)
-        if slope > lipschitz:
-            raise _SteeperThanAssumed(slope)
+        steep, slope = _steeper_than_assumed(flat_values, flat_exact, flat, steps, shape, spacing,
+                                             lipschitz.points(flat, shape, per_coarsest))
+        if len(steep):
+            raise _SteeperThanAssumed(slope, np.stack(np.unravel_index(steep, shape), axis=-1), per_coarsest)
 
-    evaluate(_flat_children(_cell_corners(uncertain) & ~coarse_exact & (np.abs(coarse) <= lipschitz * spacing),
-                            (0, 0, 0), steps), 0)
+    candidates = _flat_children(_cell_corners(uncertain) & ~coarse_exact, (0, 0, 0), steps)
+    evaluate(candidates[np.abs(flat_values[candidates]) <= lipschitz.points(candidates, shape, per_coarsest) * spacing],
+             0)
     for order in (1, 2, 3):
         pending = []
         for offset in (o for o in _NEW_OFFSETS if sum(o) == order):
             flat = _flat_children(_touching(uncertain, offset), offset, steps)
             axes = [a for a in range(3) if offset[a]]
             near = [flat + sign * steps[a] for a in axes for sign in (-1, 1)]
-            above, below = _bounds(flat_values, near, lipschitz * spacing)
+            reach = lipschitz.points(flat, shape, per_coarsest) * spacing
+            above, below = _bounds(flat_values, near, reach)
             if order > 1:
                 corners = [flat + np.dot(signs, steps[axes]) for signs in itertools.product((-1, 1), repeat=order)]
-                corner_above, corner_below = _bounds(flat_values, corners, lipschitz * spacing * math.sqrt(order))
+                corner_above, corner_below = _bounds(flat_values, corners, reach * math.sqrt(order))
                 above, below = np.maximum(above, corner_above), np.maximum(below, corner_below)
             # Certified: exactly one sign is proven. Both (a field steeper than lipschitz) or neither:
             # evaluate.

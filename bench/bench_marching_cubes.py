@@ -32,9 +32,7 @@ def head_lattice(model_path, seed, resolution):
     """The lattice values and corner mask extract_surface hands to marching cubes."""
     head = HeadModel.load(model_path)
     grid = meshing.Grid(resolution, HEAD_BOUNDS)
-    with meshing._FieldSampler(head.sdf_function(head.sample_identity(seed)), grid,
-                               meshing.DEFAULT_BATCH_SIZE, None) as sampler:
-        return meshing._surface_lattice(grid, meshing.DEFAULT_LIPSCHITZ, sampler)
+    return meshing.surface_lattice(head.sdf_function(head.sample_identity(seed)), grid)
 
 
 def timed(run, repeats):

@@ -184,8 +184,7 @@ def marching_cubes_variants(args, resolution):
     """CPU seconds (best of 3) of scikit-image's marching cubes on the coarse-to-fine lattice, four ways
     (what chose the mask; bench_marching_cubes.py compares it with the numpy one meshing runs now)."""
     grid = meshing.Grid(resolution, HEAD_BOUNDS)
-    sampler = meshing._FieldSampler(load_field(args), grid, meshing.DEFAULT_BATCH_SIZE, None)
-    values, corners = meshing._surface_lattice(grid, meshing.DEFAULT_LIPSCHITZ, sampler)
+    values, corners = meshing.surface_lattice(load_field(args), grid)
     lattice = tuple(slice(0, n + 1) for n in grid.cells)  # the dense grid's share of what was sampled
     values, corners = np.ascontiguousarray(values[lattice]), np.ascontiguousarray(corners[lattice])
     crossed = meshing._crossed_cells(values)

@@ -186,19 +186,24 @@ def extract_surface(sdf_fn, resolution, bounds, *, lipschitz=DEFAULT_LIPSCHITZ,
     and a field steep in one small place is not sampled more densely everywhere.
     """
     grid = Grid(resolution, bounds)
+    values, corners = surface_lattice(sdf_fn, grid, lipschitz=lipschitz, batch_size=batch_size, progress=progress)
+    mesh = _mesh_from_lattice(values, grid, corners)
+    if progress is not None:
+        progress(1.0)
+    return mesh
+
+
+def surface_lattice(sdf_fn, grid, *, lipschitz=DEFAULT_LIPSCHITZ, batch_size=DEFAULT_BATCH_SIZE, progress=None):
+    """What extract_surface meshes on `grid`: the lattice values (grid.sampled_shape) and the mask of the
+    corners of the cells the surface crosses, tried again where the field is steeper than assumed."""
     factor = _LipschitzFactor(lipschitz, -(-grid.cells // 2 ** grid.levels))
     memo = LatticeMemo(grid)  # what one try evaluated, the next need not
     while True:
         try:
             with _FieldSampler(sdf_fn, grid, batch_size, progress, memo) as sampler:
-                values, corners = _surface_lattice(grid, factor, sampler)
-            break
+                return _surface_lattice(grid, factor, sampler)
         except _SteeperThanAssumed as steeper:
             factor.mark(steeper.index, steeper.per_coarsest, steeper.slope)
-    mesh = _mesh_from_lattice(values, grid, corners)
-    if progress is not None:
-        progress(1.0)
-    return mesh
 
 
 def extract_surface_dense(sdf_fn, resolution, bounds, *, batch_size=DEFAULT_BATCH_SIZE, progress=None):

